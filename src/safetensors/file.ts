@@ -1,0 +1,106 @@
+import { promises as fs } from 'node:fs';
+import { SafetensorsError } from './errors';
+import { parseHeaderJson, parseHeaderLength, type SafetensorsHeader, type TensorInfo } from './header';
+import { bytesToFloat32 } from './convert';
+
+// Node caps one read at 2 GiB; larger tensors are read in pieces into the same buffer.
+const MAX_READ = 1 << 30;
+
+async function readFully(fh: fs.FileHandle, out: Uint8Array, position: number, path: string): Promise<void> {
+  let done = 0;
+  while (done < out.length) {
+    const len = Math.min(MAX_READ, out.length - done);
+    const { bytesRead } = await fh.read(out, done, len, position + done);
+    if (bytesRead === 0) throw new SafetensorsError('ReadFailed', `${path}: file ended at byte ${position + done} while reading`);
+    done += bytesRead;
+  }
+}
+
+async function readHeaderFrom(fh: fs.FileHandle, path: string): Promise<SafetensorsHeader> {
+  const { size } = await fh.stat();
+  if (size < 8) throw new SafetensorsError('HeaderTooSmall', `${path}: file is ${size} bytes, shorter than the 8-byte header length`);
+  const prefix = new Uint8Array(8);
+  await readFully(fh, prefix, 0, path);
+  const n = parseHeaderLength(prefix, size);
+  const json = new Uint8Array(n);
+  await readFully(fh, json, 8, path);
+  return parseHeaderJson(json, size);
+}
+
+function withPath(err: unknown, path: string): unknown {
+  if (err instanceof SafetensorsError && !err.message.startsWith(path)) err.message = `${path}: ${err.message}`;
+  return err;
+}
+
+/** Reads and validates only the 8 + N header bytes; the data buffer is never touched. */
+export async function readHeader(path: string): Promise<SafetensorsHeader> {
+  const fh = await fs.open(path, 'r');
+  try {
+    return await readHeaderFrom(fh, path);
+  } catch (err) {
+    throw withPath(err, path);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * An open .safetensors file. Tensors are read one at a time with positioned reads, so memory stays at one tensor
+ * however large the file is. Concurrent reads on one file are safe.
+ */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    readonly header: SafetensorsHeader,
+    private fh: fs.FileHandle | null,
+  ) {}
+
+  static async open(path: string): Promise<SafetensorsFile> {
+    const fh = await fs.open(path, 'r');
+    try {
+      return new SafetensorsFile(path, await readHeaderFrom(fh, path), fh);
+    } catch (err) {
+      await fh.close();
+      throw withPath(err, path);
+    }
+  }
+
+  /** Tensor names in file (offset) order. */
+  names(): string[] {
+    return [...this.header.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.header.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.header.tensors.get(name);
+    if (!info) throw new SafetensorsError('TensorNotFound', `${this.path}: no tensor named '${name}'`);
+    return info;
+  }
+
+  get metadata(): Record<string, string> | null {
+    return this.header.metadata;
+  }
+
+  /** The tensor's raw little-endian bytes in a fresh, 0-offset buffer (safe to view as a typed array). */
+  async readBytes(name: string): Promise<Uint8Array> {
+    const [start, end] = this.info(name).dataOffsets;
+    if (!this.fh) throw new SafetensorsError('ReadFailed', `${this.path}: file is closed`);
+    const out = new Uint8Array(end - start);
+    await readFully(this.fh, out, this.header.dataStart + start, this.path);
+    return out;
+  }
+
+  /** The tensor converted to float32, whatever its stored dtype. */
+  async readFloat32(name: string): Promise<Float32Array> {
+    return bytesToFloat32(await this.readBytes(name), this.info(name).dtype);
+  }
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = null;
+    if (fh) await fh.close();
+  }
+}
