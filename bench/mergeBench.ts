@@ -1,0 +1,133 @@
+// Merge throughput and peak memory on a generated ≥ 1 GB bf16 model, side by side with `cp -r` of the same folder.
+//
+//   node --import tsx bench/mergeBench.ts [--layers 8] [--runs 2] [--keep]
+//
+// The model is generated into os.tmpdir() (LLaMA-like: hidden 2048, intermediate 5632, vocab 32000, sharded at
+// 400 MB) and deleted afterwards. Each merge runs in a child process so its peak RSS (getrusage maxrss) is the merge's
+// own, not the generator's. Throughput is base-model bytes / wall seconds. Targets (issue 4): merge ≥ 50% of cp
+// throughput, peak RSS ≤ 3× the largest tensor.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { moraRank, writeAdapter, defaultAdapterConfig, type AdapterModule } from '../src/adapters';
+import { mergeAdapters, type MergeOptions } from '../src/adapters/merge';
+import { makeTinyModel } from '../src/model/tinyModel';
+import { ModelWeights } from '../src/safetensors';
+import { Rng } from '../src/util/rng';
+
+const hidden = 2048;
+const intermediate = 5632;
+const vocab = 32000;
+const targets: [string, number, number][] = [
+  // [module, out, in]
+  ['self_attn.q_proj', hidden, hidden],
+  ['self_attn.k_proj', hidden, hidden],
+  ['self_attn.v_proj', hidden, hidden],
+  ['self_attn.o_proj', hidden, hidden],
+  ['mlp.gate_proj', intermediate, hidden],
+  ['mlp.up_proj', intermediate, hidden],
+  ['mlp.down_proj', hidden, intermediate],
+];
+
+async function child(optsJson: string): Promise<void> {
+  const opts = JSON.parse(optsJson) as MergeOptions;
+  const rssBefore = process.memoryUsage().rss;
+  const t0 = performance.now();
+  const res = await mergeAdapters(opts);
+  const seconds = (performance.now() - t0) / 1000;
+  process.stdout.write(JSON.stringify({ seconds, maxRss: process.resourceUsage().maxRSS * 1024, rssBefore, merged: res.mergedTensors }) + '\n');
+}
+
+function adapterModules(kind: 'mora6' | 'lora', layers: number, which: string[], r: number): AdapterModule[] {
+  const rng = new Rng(42);
+  const mods: AdapterModule[] = [];
+  for (let l = 0; l < layers; l++) {
+    for (const [t, outF, inF] of targets) {
+      if (!which.includes(t.split('.')[1])) continue;
+      const p = `model.layers.${l}.${t}`;
+      if (kind === 'lora') {
+        mods.push({ path: p, A: rng.normalArray(r * inF, 0.01), aShape: [r, inF], B: rng.normalArray(outF * r, 0.01), bShape: [outF, r] });
+      } else {
+        const rHat = moraRank(inF, outF, r, 6);
+        const M = rng.normalArray(rHat * rHat, 0.001);
+        mods.push({ path: p, A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] });
+      }
+    }
+  }
+  return mods;
+}
+
+function timeCp(from: string, to: string): number {
+  const t0 = performance.now();
+  execFileSync('cp', ['-r', from, to]);
+  return (performance.now() - t0) / 1000;
+}
+
+function timeMerge(opts: MergeOptions): { seconds: number; maxRss: number; rssBefore: number; merged: number } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify(opts)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`merge child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--child') return child(argv[1]);
+  const flag = (name: string, d: number) => (argv.includes(`--${name}`) ? Number(argv[argv.indexOf(`--${name}`) + 1]) : d);
+  const layers = flag('layers', 8);
+  const runs = flag('runs', 2);
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'mora-merge-bench-'));
+  try {
+    const base = path.join(root, 'base');
+    let t0 = performance.now();
+    await makeTinyModel(base, { arch: 'llama', hidden, intermediate, layers, heads: 16, vocab, seed: 1, dtype: 'BF16', maxShardBytes: 400e6 });
+    const w = await ModelWeights.open(base);
+    let bytes = 0;
+    let largest = 0;
+    for (const n of w.names()) {
+      const [s, e] = w.info(n).dataOffsets;
+      bytes += e - s;
+      largest = Math.max(largest, e - s);
+    }
+    const shards = w.shards.length;
+    await w.close();
+    console.log(`generated ${(bytes / 1e9).toFixed(3)} GB bf16 in ${shards} shards (largest tensor ${(largest / 1e6).toFixed(0)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const mora = path.join(root, 'mora6');
+    const lora = path.join(root, 'lora');
+    await writeAdapter(mora, defaultAdapterConfig({ r: 8, lora_alpha: 8, use_mora: true, mora_type: 6, target_modules: 'all-linear' }),
+      adapterModules('mora6', layers, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], 8));
+    await writeAdapter(lora, defaultAdapterConfig({ r: 16, lora_alpha: 32, target_modules: ['q_proj', 'v_proj'] }),
+      adapterModules('lora', layers, ['q_proj', 'v_proj'], 16));
+
+    const rows: string[] = [];
+    const gbps = (s: number) => (bytes / 1e9 / s).toFixed(2);
+    const out = path.join(root, 'out');
+    const cases: [string, () => { seconds: number; maxRss?: number; rssBefore?: number; merged?: number }][] = [
+      ['cp -r (floor)', () => ({ seconds: timeCp(base, out) })],
+      ['merge LoRA r=16 q,v', () => timeMerge({ base, adapters: [{ dir: lora }], out })],
+      ['merge MoRA-6 r=8 all-linear', () => timeMerge({ base, adapters: [{ dir: mora }], out })],
+      ['merge TIES(MoRA, LoRA) d=0.5', () => timeMerge({ base, adapters: [{ dir: mora }, { dir: lora }], out, method: 'ties', density: 0.5 })],
+      ['merge MoRA-6 → f16 (rewrite path)', () => timeMerge({ base, adapters: [{ dir: mora }], out, dtype: 'f16' })],
+    ];
+    for (let run = 0; run < runs; run++) {
+      for (const [label, fn] of cases) {
+        await fs.rm(out, { recursive: true, force: true });
+        execFileSync('sync');
+        t0 = performance.now();
+        const r = fn();
+        const rss = r.maxRss ? `${(r.maxRss / 1e6).toFixed(0)} MB (${(r.maxRss / largest).toFixed(2)}× largest; ${(r.rssBefore! / 1e6).toFixed(0)} MB before)` : '–';
+        const line = `| ${run + 1} | ${label} | ${r.merged ?? '–'} | ${r.seconds.toFixed(2)} s | ${gbps(r.seconds)} GB/s | ${rss} |`;
+        console.log(line);
+        rows.push(line);
+      }
+    }
+    console.log(['', '| run | case | merged tensors | time | throughput | peak RSS |', '|---|---|---|---|---|---|', ...rows].join('\n'));
+  } finally {
+    if (!argv.includes('--keep')) await fs.rm(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

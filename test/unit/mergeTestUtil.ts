@@ -1,0 +1,76 @@
+// Shared fixtures of the merge tests: tiny hand-written base models and adapters in temp folders.
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { float32ToBytes, ModelWeights, writeSafetensors, type Dtype } from '../../src/safetensors';
+import { defaultAdapterConfig, writeAdapter, type AdapterConfig, type AdapterModule } from '../../src/adapters';
+
+export async function tempDir(prefix = 'mora-merge-'): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export interface TensorSpec {
+  name: string;
+  dtype: 'F32' | 'F16' | 'BF16';
+  shape: number[];
+  values: number[];
+}
+
+/** A model folder with one model.safetensors and a config.json. */
+export async function writeBase(dir: string, tensors: TensorSpec[], modelType = 'llama'): Promise<string> {
+  await fs.mkdir(dir, { recursive: true });
+  await writeSafetensors(
+    path.join(dir, 'model.safetensors'),
+    tensors.map((t) => ({ name: t.name, dtype: t.dtype as Dtype, shape: t.shape, data: float32ToBytes(Float32Array.from(t.values), t.dtype) })),
+  );
+  await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify({ model_type: modelType, torch_dtype: 'float32' }));
+  await fs.writeFile(path.join(dir, 'tokenizer.json'), '{"version":"1.0"}');
+  return dir;
+}
+
+export function loraModule(p: string, A: number[], aShape: number[], B: number[], bShape: number[], magnitude?: number[]): AdapterModule {
+  return {
+    path: p,
+    A: Float32Array.from(A),
+    aShape,
+    B: Float32Array.from(B),
+    bShape,
+    magnitude: magnitude ? Float32Array.from(magnitude) : undefined,
+  };
+}
+
+export function moraModule(p: string, M: number[], rHat: number): AdapterModule {
+  return { path: p, A: Float32Array.from(M), aShape: [rHat, rHat], B: Float32Array.from(M), bShape: [rHat, rHat] };
+}
+
+export async function writeTestAdapter(dir: string, cfg: Partial<AdapterConfig>, modules: AdapterModule[]): Promise<string> {
+  await writeAdapter(dir, defaultAdapterConfig(cfg), modules);
+  return dir;
+}
+
+/** All tensors of a model folder as float32, by name. */
+export async function readAll(dir: string): Promise<Map<string, Float32Array>> {
+  const w = await ModelWeights.open(dir);
+  try {
+    const out = new Map<string, Float32Array>();
+    for (const n of w.names()) out.set(n, await w.readFloat32(n));
+    return out;
+  } finally {
+    await w.close();
+  }
+}
+
+export function assertClose(actual: Float32Array | undefined, expected: number[], tol: number, what = ''): void {
+  if (!actual) throw new Error(`${what}: missing`);
+  if (actual.length !== expected.length) throw new Error(`${what}: length ${actual.length} != ${expected.length}`);
+  for (let i = 0; i < expected.length; i++) {
+    if (!(Math.abs(actual[i] - expected[i]) <= tol)) throw new Error(`${what}[${i}]: ${actual[i]} != ${expected[i]} (tol ${tol})`);
+  }
+}
+
+/** Entries of a folder that look like leftovers of an atomic write (temp siblings). */
+export async function tempLeftovers(dir: string): Promise<string[]> {
+  return (await fs.readdir(dir)).filter((n) => n.startsWith('.') && n.includes('.tmp-'));
+}
+
+export const exists = (p: string) => fs.stat(p).then(() => true, () => false);
