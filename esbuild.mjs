@@ -34,6 +34,7 @@ const builds = [
   { ...nodeCommon, entryPoints: { extension: 'extension/extension.ts' }, outdir: 'dist' },
   { ...nodeCommon, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
   { ...nodeCommon, entryPoints: { trainer: 'src/trainer/main.ts' }, outdir: 'dist' },
+  { ...nodeCommon, entryPoints: { spectrumWorker: 'src/spectrum/worker.ts' }, outdir: 'dist' },
   {
     ...common,
     platform: 'browser',

@@ -1,0 +1,110 @@
+// Dense fallback for a ΔW with no known structure (e.g. a full fine-tune: W_finetuned − W_base): the top-k
+// singular triplets by randomized subspace iteration (Halko, Martinsson & Tropp 2011, Alg. 4.4) with a rigorous
+// a-posteriori error bound, and the exact Frobenius norm.
+
+import { checkShape } from './linalg';
+import { qr, svdJacobi } from './factor';
+import { mulberry, randn } from './random';
+
+export interface RandomizedOptions {
+  /** Extra sketch columns beyond k (default 10). */
+  oversample?: number;
+  /** Power iterations (default 3); each one sharpens the decay of the sketched spectrum. */
+  powerIters?: number;
+  seed?: number;
+}
+
+export interface TopSvd {
+  /** Estimates of σ_1..σ_k, descending. Each is a lower bound of the true σ_i. */
+  s: Float64Array;
+  /** Upper bounds: σ_i ≤ sqrt(s_i² + residual²). */
+  upper: Float64Array;
+  /** Left vectors [m, k] and right vectors [n, k], row-major, columns orthonormal. */
+  u: Float64Array;
+  v: Float64Array;
+  k: number;
+  /** Exact ‖A‖_F. */
+  frobenius: number;
+  /** ‖A − QQᵀA‖_F = sqrt(‖A‖_F² − ‖QᵀA‖_F²): bounds ‖(I − QQᵀ)A‖₂ and hence the error of every estimate. */
+  residual: number;
+}
+
+/** Y = A·X: [m, n] x [n, l] -> [m, l]. */
+function mul(a: ArrayLike<number>, m: number, n: number, x: Float64Array, l: number): Float64Array {
+  const y = new Float64Array(m * l);
+  for (let i = 0; i < m; i++) {
+    const yo = i * l;
+    const ao = i * n;
+    for (let j = 0; j < n; j++) {
+      const aij = a[ao + j];
+      if (aij === 0) continue;
+      const xo = j * l;
+      for (let t = 0; t < l; t++) y[yo + t] += aij * x[xo + t];
+    }
+  }
+  return y;
+}
+
+/** Z = Aᵀ·Y: [m, n]ᵀ x [m, l] -> [n, l]. */
+function mulT(a: ArrayLike<number>, m: number, n: number, y: Float64Array, l: number): Float64Array {
+  const z = new Float64Array(n * l);
+  for (let i = 0; i < m; i++) {
+    const yo = i * l;
+    const ao = i * n;
+    for (let j = 0; j < n; j++) {
+      const aij = a[ao + j];
+      if (aij === 0) continue;
+      const zo = j * l;
+      for (let t = 0; t < l; t++) z[zo + t] += aij * y[yo + t];
+    }
+  }
+  return z;
+}
+
+export function frobeniusNorm(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  return Math.sqrt(s);
+}
+
+/** Top-k singular triplets of a dense row-major m×n matrix. */
+export function randomizedSvd(a: ArrayLike<number>, m: number, n: number, k: number, opts: RandomizedOptions = {}): TopSvd {
+  checkShape(a, m, n, 'randomizedSvd');
+  const p = Math.min(m, n);
+  k = Math.max(0, Math.min(k, p));
+  const l = Math.min(p, k + (opts.oversample ?? 10));
+  const rnd = mulberry(opts.seed ?? 1);
+  const omega = Float64Array.from({ length: n * l }, () => randn(rnd));
+  // Q spans range(A (AᵀA)^q Ω); re-orthonormalising after every product keeps small directions from washing out.
+  let q = qr(mul(a, m, n, omega, l), m, l).q!;
+  for (let it = 0; it < (opts.powerIters ?? 3); it++) {
+    const z = qr(mulT(a, m, n, q, l), n, l).q!;
+    q = qr(mul(a, m, n, z, l), m, l).q!;
+  }
+  // Bᵀ = AᵀQ [n, l]; its SVD Bᵀ = V Σ Uᵦᵀ gives A ≈ Q Uᵦ Σ Vᵀ.
+  const bt = mulT(a, m, n, q, l);
+  const svd = svdJacobi(bt, n, l);
+  const frob = frobeniusNorm(a);
+  const captured = frobeniusNorm(bt);
+  const residual = Math.sqrt(Math.max(0, frob * frob - captured * captured));
+  const s = svd.s.slice(0, k);
+  const u = new Float64Array(m * k);
+  // U = Q·Uᵦ, where Uᵦ is the right factor of Bᵀ's SVD (svd.v, [l, l]).
+  for (let i = 0; i < m; i++) {
+    for (let t = 0; t < l; t++) {
+      const qit = q[i * l + t];
+      if (qit === 0) continue;
+      for (let c = 0; c < k; c++) u[i * k + c] += qit * svd.v[t * l + c];
+    }
+  }
+  const v = new Float64Array(n * k);
+  for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) v[j * k + c] = svd.u[j * l + c];
+  const upper = Float64Array.from(s, (x) => Math.sqrt(x * x + residual * residual));
+  return { s, upper, u, v, k, frobenius: frob, residual };
+}
+
+/** ΔW = W_finetuned − W_base in float64. */
+export function difference(ft: ArrayLike<number>, base: ArrayLike<number>): Float64Array {
+  if (ft.length !== base.length) throw new RangeError(`difference: ${ft.length} vs ${base.length} values`);
+  return Float64Array.from({ length: ft.length }, (_, i) => ft[i] - base[i]);
+}

@@ -1,0 +1,279 @@
+// Exact singular values of a MoRA update ΔW from its r̂×r̂ matrix M, using the operator structure of
+// src/adapters/mora.ts (the kongds/MoRA reference semantics) instead of an SVD of the [out, in] matrix.
+//
+// Both types factor as ΔW = S·K·P: P pads the input (padded position p reads input column p mod in), K is the core
+// (type 1: M·C with C summing chunks; type 6: block-diagonal M·R_c with R_c the RoPE rotation of chunk c), and S
+// repeats core rows (output row o reads core row o mod produced). S has disjoint 0/1 columns, so SᵀS = diag(w) with
+// w_p = how many output rows read core row p, and σ(ΔW) = σ(diag(√w)·K·P). That small matrix is then split further:
+//
+// - type 1: K·P = M·C with C [r̂, in] 0/1-valued; identical columns e_j of C collapse into one column √m_j·e_j, so
+//   σ(ΔW) = σ(diag(√w)·M·C̃) with C̃ r̂ × (r̂ + #padded columns). Closed form when r̂ divides in and out:
+//   σ(ΔW) = √(in·out)/r̂ · σ(M).
+// - type 6: chunks that share no input column are independent blocks diag(√w_c)·M·R_c, and R_c is orthogonal, so a
+//   chunk with constant weight w contributes √w·σ(M) (closed form: when r̂ divides in and out = t·in, σ(ΔW) is σ(M)
+//   repeated in/r̂ times, scaled by √t). Padding couples the last chunk with the first; those chunks (and chunks with
+//   a truncation/tiling boundary inside) are solved as one small dense block.
+
+import { moraChunks, moraRopeTables, type MoraType } from '../adapters';
+import { LinalgError, singularValues, symmetricEigenvalues } from './linalg';
+
+const EPS = 2.220446049250313e-16;
+
+export interface MoraSpectrum {
+  /** Every singular value ΔW can have as nonzero, descending; the remaining min(out, in) − length are exactly 0. */
+  sigma: Float64Array;
+  /** 'closed-form' when σ is a scaled copy of σ(M); 'structured' when some coupled block needed its own SVD. */
+  method: 'closed-form' | 'structured';
+  /** Dense SVDs solved (each at most about 2r̂ × 2r̂). */
+  blocks: number;
+  /**
+   * Absolute accuracy of the values: about max(out, in)·eps·σ_max where every block went through a bidiagonal SVD,
+   * sqrt(n·eps)·σ_max where a coupled block used its Gram matrix. Use it as the floor of any rank tolerance.
+   */
+  tolerance: number;
+}
+
+function sortDesc(parts: Float64Array[]): Float64Array {
+  const total = parts.reduce((s, p) => s + p.length, 0);
+  const out = new Float64Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out.sort().reverse();
+}
+
+function scaled(s: Float64Array, f: number): Float64Array {
+  return Float64Array.from(s, (x) => x * f);
+}
+
+function check(M: ArrayLike<number>, rHat: number, inF: number, outF: number, type: MoraType): void {
+  if (type !== 1 && type !== 6) throw new LinalgError('BadShape', `unsupported mora_type ${String(type)}`);
+  if (!(Number.isInteger(rHat) && rHat >= 1) || M.length !== rHat * rHat) {
+    throw new LinalgError('BadShape', `MoRA M has ${M.length} values, expected ${rHat}×${rHat}`);
+  }
+  if (type === 6 && rHat % 2 !== 0) throw new LinalgError('BadShape', `MoRA type 6 needs an even r̂, got ${rHat}`);
+  if (!(Number.isInteger(inF) && inF >= 1 && Number.isInteger(outF) && outF >= 1)) {
+    throw new LinalgError('BadShape', `bad MoRA sizes in=${inF} out=${outF}`);
+  }
+}
+
+/** How many of `total` output rows read core row p when rows repeat with period `produced`. */
+function rowWeight(p: number, total: number, produced: number): number {
+  return Math.floor(total / produced) + (p < total % produced ? 1 : 0);
+}
+
+/** σ(ΔW) for a MoRA module; M is [r̂, r̂] row-major (nn.Linear layout), ΔW is [out, in]. */
+export function moraSingularValues(M: ArrayLike<number>, rHat: number, inF: number, outF: number, type: MoraType): MoraSpectrum {
+  check(M, rHat, inF, outF, type);
+  return type === 1 ? sharing(M, rHat, inF, outF) : rope(M, rHat, inF, outF);
+}
+
+function sharing(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraSpectrum {
+  const L = moraChunks(inF, r) * r; // padded input length
+  // Column c of C has a 1 in row (p mod r) for every padded position p ≡ c (mod in).
+  const single = new Float64Array(r); // m_j: count of columns equal to e_j
+  const explicit: number[][] = []; // the other columns, as row lists (a row may repeat)
+  for (let c = 0; c < inF; c++) {
+    const rows: number[] = [];
+    for (let p = c; p < L; p += inF) rows.push(p % r);
+    if (rows.length === 1) single[rows[0]]++;
+    else explicit.push(rows);
+  }
+  const w = Float64Array.from({ length: r }, (_, j) => rowWeight(j, outF, r));
+  const constW = w.every((x) => x === w[0]);
+  if (explicit.length === 0 && constW && single.every((x) => x === single[0])) {
+    const sigma = scaled(singularValues(M, r, r), Math.sqrt(w[0] * single[0]));
+    return { sigma, method: 'closed-form', blocks: 1, tolerance: Math.max(inF, outF) * EPS * (sigma[0] ?? 0) };
+  }
+  const rowsKept: number[] = [];
+  for (let j = 0; j < r; j++) if (w[j] > 0) rowsKept.push(j);
+  const colsSingle: number[] = [];
+  for (let j = 0; j < r; j++) if (single[j] > 0) colsSingle.push(j);
+  const nc = colsSingle.length + explicit.length;
+  // X = diag(√w)·M·C̃ : [rows, r] x [r, nc] -> [rows, nc]
+  const x = new Float64Array(rowsKept.length * nc);
+  rowsKept.forEach((a, i) => {
+    const sw = Math.sqrt(w[a]);
+    const mo = a * r;
+    const xo = i * nc;
+    colsSingle.forEach((j, t) => (x[xo + t] = sw * Math.sqrt(single[j]) * M[mo + j]));
+    explicit.forEach((rows, t) => {
+      let s = 0;
+      for (const j of rows) s += M[mo + j];
+      x[xo + colsSingle.length + t] = sw * s;
+    });
+  });
+  const sigma = singularValues(x, rowsKept.length, nc);
+  return { sigma, method: 'structured', blocks: 1, tolerance: Math.max(inF, outF) * EPS * (sigma[0] ?? 0) };
+}
+
+function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraSpectrum {
+  const chunks = moraChunks(inF, r);
+  const L = chunks * r;
+  const h = r / 2;
+  const { cos, sin } = moraRopeTables(r, chunks);
+  // Chunks sharing an input column (through padding) belong to one block: union-find over chunks.
+  const parent = Int32Array.from({ length: chunks }, (_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i])));
+  for (let p = inF; p < L; p++) {
+    const a = find(Math.floor(p / r));
+    const b = find(Math.floor((p % inF) / r));
+    if (a !== b) parent[a] = b;
+  }
+  const groups = new Map<number, number[]>();
+  for (let c = 0; c < chunks; c++) groups.set(find(c), [...(groups.get(find(c)) ?? []), c]);
+
+  const weight = (p: number): number => rowWeight(p, outF, L);
+  let sigmaM: Float64Array | null = null;
+  const parts: Float64Array[] = [];
+  const byPattern = new Map<string, Float64Array>();
+  let blocks = 0;
+  let closed = true;
+  let tolerance = 0;
+  for (const all of groups.values()) {
+    // Chunks whose rows no output reads (truncation) drop out, and may leave an uncoupled chunk behind.
+    const members = all.filter((c) => Array.from({ length: r }, (_, a) => weight(c * r + a)).some((x) => x > 0));
+    if (members.length === 0) continue;
+    const c = members[0];
+    if (members.length === 1 && (c + 1) * r <= inF) {
+      // An unpadded chunk alone: σ(diag(√w)·M·R_c) = σ(diag(√w)·M).
+      const ws = Array.from({ length: r }, (_, a) => weight(c * r + a));
+      if (ws.every((x) => x === ws[0])) {
+        if (ws[0] === 0) continue;
+        if (!sigmaM) {
+          sigmaM = singularValues(M, r, r);
+          blocks++;
+        }
+        parts.push(scaled(sigmaM, Math.sqrt(ws[0])));
+        continue;
+      }
+      closed = false;
+      const key = ws.join(',');
+      let s = byPattern.get(key);
+      if (!s) {
+        const rows = ws.map((x, a) => [x, a]).filter(([x]) => x > 0);
+        const y = new Float64Array(rows.length * r);
+        rows.forEach(([x, a], i) => {
+          for (let j = 0; j < r; j++) y[i * r + j] = Math.sqrt(x) * M[a * r + j];
+        });
+        s = singularValues(y, rows.length, r);
+        byPattern.set(key, s);
+        blocks++;
+      }
+      parts.push(s);
+      continue;
+    }
+    closed = false;
+    const block = coupledBlock(M, r, h, inF, members, weight, cos, sin);
+    parts.push(block.sigma);
+    tolerance = Math.max(tolerance, block.tolerance);
+    blocks++;
+  }
+  const sigma = sortDesc(parts);
+  tolerance = Math.max(tolerance, Math.max(inF, outF) * EPS * (sigma[0] ?? 0));
+  return { sigma, method: closed ? 'closed-form' : 'structured', blocks, tolerance };
+}
+
+/**
+ * σ of the rows of diag(√w)·K·P that belong to `members` (chunks coupled through padding or wrapping), from the
+ * column Gram matrix Σ_c P_cᵀ R_cᵀ (Mᵀ diag(w_c) M) R_c P_c of the small factors: one r̂³ product per distinct row
+ * weighting instead of an SVD of the (chunks·r̂)-row block. Squaring costs accuracy: σ below about
+ * sqrt(n·eps)·σ_max are not resolved (reported as `tolerance`).
+ */
+function coupledBlock(
+  M: ArrayLike<number>,
+  r: number,
+  h: number,
+  inF: number,
+  members: number[],
+  weight: (p: number) => number,
+  cos: Float32Array,
+  sin: Float32Array,
+): { sigma: Float64Array; tolerance: number } {
+  const colIndex = new Map<number, number>();
+  let rows = 0;
+  for (const c of members) {
+    for (let l = 0; l < r; l++) {
+      const col = (c * r + l) % inF;
+      if (!colIndex.has(col)) colIndex.set(col, colIndex.size);
+      if (weight(c * r + l) > 0) rows++;
+    }
+  }
+  const nc = colIndex.size;
+  const H = new Float64Array(nc * nc);
+  const grams = new Map<string, Float64Array>();
+  const g = new Float64Array(r * r);
+  for (const c of members) {
+    const ws = Array.from({ length: r }, (_, a) => weight(c * r + a));
+    if (ws.every((x) => x === 0)) continue;
+    const key = ws.join(',');
+    let mtwm = grams.get(key);
+    if (!mtwm) {
+      mtwm = weightedGram(M, r, ws);
+      grams.set(key, mtwm);
+    }
+    // G = R_cᵀ (Mᵀ W M) R_c: the rotation mixes index pairs (j, j + h) on both sides.
+    g.set(mtwm);
+    rotatePairs(g, r, h, c, cos, sin);
+    const idx = Array.from({ length: r }, (_, l) => colIndex.get((c * r + l) % inF)!);
+    for (let a = 0; a < r; a++) {
+      const ho = idx[a] * nc;
+      for (let b = 0; b < r; b++) H[ho + idx[b]] += g[a * r + b];
+    }
+  }
+  const ev = symmetricEigenvalues(H, nc);
+  const count = Math.min(rows, nc);
+  const sigma = Float64Array.from(ev.subarray(0, count), (x) => Math.sqrt(Math.max(x, 0)));
+  return { sigma, tolerance: Math.sqrt(nc * EPS) * (sigma[0] ?? 0) };
+}
+
+/** Mᵀ diag(w) M for M [r, r]: [r, r] x [r] x [r, r] -> [r, r] (symmetric, both triangles filled). */
+function weightedGram(M: ArrayLike<number>, r: number, w: number[]): Float64Array {
+  const out = new Float64Array(r * r);
+  for (let a = 0; a < r; a++) {
+    if (w[a] === 0) continue;
+    const mo = a * r;
+    for (let i = 0; i < r; i++) {
+      const f = w[a] * M[mo + i];
+      if (f === 0) continue;
+      const oi = i * r;
+      for (let j = 0; j <= i; j++) out[oi + j] += f * M[mo + j];
+    }
+  }
+  for (let i = 0; i < r; i++) for (let j = 0; j < i; j++) out[j * r + i] = out[i * r + j];
+  return out;
+}
+
+/**
+ * In place G ← R_cᵀ G R_c, where x ↦ R_c x is the RoPE rotation of chunk c:
+ * (R x)_j = x_j cos − x_{j+h} sin, (R x)_{j+h} = x_{j+h} cos + x_j sin.
+ */
+function rotatePairs(g: Float64Array, r: number, h: number, c: number, cos: Float32Array, sin: Float32Array): void {
+  // Columns: G ← G R.
+  for (let a = 0; a < r; a++) {
+    const o = a * r;
+    for (let j = 0; j < h; j++) {
+      const co = cos[c * h + j];
+      const si = sin[c * h + j];
+      const x = g[o + j];
+      const y = g[o + j + h];
+      g[o + j] = x * co + y * si;
+      g[o + j + h] = y * co - x * si;
+    }
+  }
+  // Rows: G ← Rᵀ G.
+  for (let j = 0; j < h; j++) {
+    const co = cos[c * h + j];
+    const si = sin[c * h + j];
+    const oj = j * r;
+    const oh = (j + h) * r;
+    for (let b = 0; b < r; b++) {
+      const x = g[oj + b];
+      const y = g[oh + b];
+      g[oj + b] = x * co + y * si;
+      g[oh + b] = y * co - x * si;
+    }
+  }
+}
