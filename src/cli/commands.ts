@@ -1,4 +1,19 @@
 import type { Command } from './command';
+import { makeTinyModelCommand } from './makeTinyModel';
+import { inspectCommand } from './inspect';
+import { mergeCommand } from './merge';
+import { spectrumCommand } from './spectrum';
+import { trainCommand } from './train';
+import { evalUuidCommand } from './evalUuid';
+import { demoCommand } from './demo';
 
 // Every subcommand, in the order `mora --help` lists them. Add one import and one entry per new command.
-export const commands: Command[] = [];
+export const commands: Command[] = [
+  makeTinyModelCommand,
+  inspectCommand,
+  mergeCommand,
+  spectrumCommand,
+  trainCommand,
+  evalUuidCommand,
+  demoCommand,
+];
