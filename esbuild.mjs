@@ -1,7 +1,7 @@
 // One build for every entry point: the extension host bundle, the CLI, the trainer child process and each webview.
 // Usage: node esbuild.mjs [--watch] [--production]
 import * as esbuild from 'esbuild';
-import { cpSync, mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
@@ -58,6 +58,8 @@ function copyAssets() {
   }
 }
 
+// A production build starts from an empty dist/ so no stale dev source maps end up in the .vsix.
+if (production) rmSync('dist', { recursive: true, force: true });
 copyAssets();
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();
