@@ -59,7 +59,18 @@ export async function readMoraJson(): Promise<MoraJsonRead> {
  * Merges `patch` into mora.json (undefined values delete keys) and writes it atomically. Refuses to touch a file
  * that is not valid JSON, so a half-typed hand edit is never lost.
  */
-export async function updateMoraJson(patch: Partial<MoraJson>): Promise<MoraJson> {
+/** The text of our own last write: the watcher ignores events whose file content is exactly that. */
+let lastWrittenText: string | undefined;
+/** Updates are chained so two quick selection changes cannot interleave their read-modify-write. */
+let updateChain: Promise<unknown> = Promise.resolve();
+
+export function updateMoraJson(patch: Partial<MoraJson>): Promise<MoraJson> {
+  const next = updateChain.then(() => applyMoraJsonPatch(patch));
+  updateChain = next.catch(() => undefined);
+  return next;
+}
+
+async function applyMoraJsonPatch(patch: Partial<MoraJson>): Promise<MoraJson> {
   const file = moraJsonPath();
   let current: Record<string, unknown> = {};
   try {
@@ -77,7 +88,9 @@ export async function updateMoraJson(patch: Partial<MoraJson>): Promise<MoraJson
     else next[k] = v;
   }
   await fs.mkdir(path.dirname(file), { recursive: true });
-  await writeFileAtomic(file, serializeMoraJson(next as MoraJson));
+  const text = serializeMoraJson(next as MoraJson);
+  lastWrittenText = text;
+  await writeFileAtomic(file, text);
   return next as MoraJson;
 }
 
@@ -86,6 +99,16 @@ export function watchMoraJson(onChange: () => void): vscode.Disposable {
   const dir = workspaceDir();
   if (!dir) return new vscode.Disposable(() => undefined);
   const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(dir, moraJsonName));
-  const subs = [watcher, watcher.onDidChange(onChange), watcher.onDidCreate(onChange), watcher.onDidDelete(onChange)];
+  // A change event can arrive after a newer write of ours; re-reading then would restore an older selection.
+  // Events whose content is what we last wrote are our own echo and are dropped.
+  const onFileChange = () => {
+    fs.readFile(moraJsonPath(), 'utf8').then(
+      (text) => {
+        if (text !== lastWrittenText) onChange();
+      },
+      () => onChange(),
+    );
+  };
+  const subs = [watcher, watcher.onDidChange(onFileChange), watcher.onDidCreate(onFileChange), watcher.onDidDelete(onChange)];
   return vscode.Disposable.from(...subs);
 }

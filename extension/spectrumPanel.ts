@@ -63,9 +63,14 @@ export class SpectrumPanel {
       selected: null,
     };
     if (SpectrumPanel.current) {
-      SpectrumPanel.current.panel.reveal();
-      SpectrumPanel.current.setState(state);
-      return SpectrumPanel.current.results.get(0) ?? Promise.resolve(undefined);
+      try {
+        SpectrumPanel.current.panel.reveal();
+        SpectrumPanel.current.setState(state);
+        return SpectrumPanel.current.results.get(0) ?? Promise.resolve(undefined);
+      } catch {
+        // The user closed the panel and its dispose event has not arrived yet: drop it and open a new one.
+        SpectrumPanel.current.dispose();
+      }
     }
     const panel = vscode.window.createWebviewPanel(VIEW_TYPE, 'ΔW Spectrum', vscode.ViewColumn.Active, {
       ...SpectrumPanel.webviewOptions(extensionUri),
