@@ -6,11 +6,13 @@ import { spectrumCommand } from './spectrum';
 import { trainCommand } from './train';
 import { evalUuidCommand } from './evalUuid';
 import { demoCommand } from './demo';
+import { treeCommand } from './tree';
 
 // Every subcommand, in the order `mora --help` lists them. Add one import and one entry per new command.
 export const commands: Command[] = [
   makeTinyModelCommand,
   inspectCommand,
+  treeCommand,
   mergeCommand,
   spectrumCommand,
   trainCommand,
