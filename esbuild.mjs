@@ -35,6 +35,7 @@ const builds = [
   { ...nodeCommon, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
   { ...nodeCommon, entryPoints: { trainer: 'src/trainer/main.ts' }, outdir: 'dist' },
   { ...nodeCommon, entryPoints: { spectrumWorker: 'src/spectrum/worker.ts' }, outdir: 'dist' },
+  { ...nodeCommon, entryPoints: { spectrumKernelWorker: 'src/spectrum/parallelKernelWorker.ts' }, outdir: 'dist' },
   {
     ...common,
     platform: 'browser',

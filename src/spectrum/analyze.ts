@@ -11,7 +11,8 @@ import { ModelWeights } from '../safetensors';
 import { intruderDimensions, type IntruderOptions, type IntruderResult } from './intruder';
 import { loraSingularValues } from './lowRank';
 import { spectrumMetrics, type SpectrumMetrics } from './metrics';
-import { moraSingularValues } from './moraSpectrum';
+import { moraSingularValues, type MoraSpectrum } from './moraSpectrum';
+import { MoraSpectrumPool, type MoraJob } from './parallelKernel';
 
 const EPS = 2.220446049250313e-16;
 
@@ -118,6 +119,35 @@ export function moduleSigma(
   return { sigma, rows: outF, cols: inF, rank: r, method: 'low-rank', tolerance: Math.max(inF, outF) * EPS * (sigma[0] ?? 0) };
 }
 
+/** Starts σ of every MoRA module on the pool, or returns null to compute inline (small work, unknown shapes). */
+function startMoraJobs(
+  pool: MoraSpectrumPool,
+  cfg: AdapterConfig,
+  mods: AdapterModule[],
+  shapeOf: (p: string) => number[] | undefined,
+): Promise<MoraSpectrum>[] | null {
+  const jobs: MoraJob[] = [];
+  for (const m of mods) {
+    const shape = shapeOf(m.path);
+    if (!shape) return null;
+    const { inF, outF } = baseDims(shape, cfg.fan_in_fan_out);
+    jobs.push({ M: m.A, rHat: m.aShape[0], inF, outF, type: cfg.mora_type });
+  }
+  const threads = MoraSpectrumPool.threadsFor(jobs);
+  return threads > 0 ? pool.run(jobs, threads) : null;
+}
+
+async function moraResult(
+  job: Promise<MoraSpectrum>,
+  cfg: AdapterConfig,
+  m: AdapterModule,
+  shape: number[],
+): Promise<ReturnType<typeof moduleSigma>> {
+  const s = await job;
+  const { inF, outF } = baseDims(shape, cfg.fan_in_fan_out);
+  return { sigma: s.sigma, rows: outF, cols: inF, rank: m.aShape[0], method: s.method, tolerance: s.tolerance };
+}
+
 function checkCancelled(signal?: AbortSignal): void {
   if (signal?.aborted) throw new SpectrumError('Cancelled', 'spectrum analysis cancelled');
 }
@@ -142,43 +172,50 @@ export async function analyzeAdapter(dir: string, opts: AnalyzeOptions = {}): Pr
       .sort(moduleOrder);
     if (mods.length === 0) throw new SpectrumError('NoModules', `${dir}: the adapter has no LoRA/MoRA modules`);
     const out: ModuleSpectrum[] = [];
-    for (const [i, { m, layer }] of mods.entries()) {
-      checkCancelled(opts.signal);
-      const t = performance.now();
-      const shape = shapeOf(m.path);
-      const s = moduleSigma(cfg, m, shape);
-      const metrics = spectrumMetrics(s.sigma, {
-        rows: s.rows,
-        cols: s.cols,
-        topK: opts.topK,
-        threshold: opts.threshold,
-        rankTol: Math.max(s.tolerance, Math.max(s.rows, s.cols) * EPS * (s.sigma[0] ?? 0)),
-      });
-      const entry: ModuleSpectrum = {
-        path: m.path,
-        layer,
-        moduleType: moduleTypeOf(m.path),
-        kind: cfg.use_mora ? 'mora' : cfg.use_dora ? 'dora' : 'lora',
-        rows: s.rows,
-        cols: s.cols,
-        rank: s.rank,
-        sigma: Array.from(s.sigma),
-        method: s.method,
-        tolerance: s.tolerance,
-        metrics,
-        ms: 0,
-      };
-      if (opts.intruders && weights && shape) {
-        const name = baseName(m.path)!;
-        const W = await weights.readFloat32(name);
-        const merged = mergeWeight(cfg, m, W, shape);
-        entry.intruders = intruderDimensions(W, merged, shape[0], shape[1], opts.intruders);
+    // Large MoRA adapters: every module's σ on worker threads, consumed in order below (small ones stay inline).
+    const pool = new MoraSpectrumPool();
+    const pending = cfg.use_mora ? startMoraJobs(pool, cfg, mods.map((x) => x.m), shapeOf) : null;
+    try {
+      for (const [i, { m, layer }] of mods.entries()) {
+        checkCancelled(opts.signal);
+        const t = performance.now();
+        const shape = shapeOf(m.path);
+        const s = pending ? await moraResult(pending[i], cfg, m, shape!) : moduleSigma(cfg, m, shape);
+        const metrics = spectrumMetrics(s.sigma, {
+          rows: s.rows,
+          cols: s.cols,
+          topK: opts.topK,
+          threshold: opts.threshold,
+          rankTol: Math.max(s.tolerance, Math.max(s.rows, s.cols) * EPS * (s.sigma[0] ?? 0)),
+        });
+        const entry: ModuleSpectrum = {
+          path: m.path,
+          layer,
+          moduleType: moduleTypeOf(m.path),
+          kind: cfg.use_mora ? 'mora' : cfg.use_dora ? 'dora' : 'lora',
+          rows: s.rows,
+          cols: s.cols,
+          rank: s.rank,
+          sigma: Array.from(s.sigma),
+          method: s.method,
+          tolerance: s.tolerance,
+          metrics,
+          ms: 0,
+        };
+        if (opts.intruders && weights && shape) {
+          const name = baseName(m.path)!;
+          const W = await weights.readFloat32(name);
+          const merged = mergeWeight(cfg, m, W, shape);
+          entry.intruders = intruderDimensions(W, merged, shape[0], shape[1], opts.intruders);
+        }
+        entry.ms = performance.now() - t;
+        out.push(entry);
+        opts.onProgress?.({ done: i + 1, total: mods.length, module: m.path });
+        // Let cancel messages and progress flushes through between modules.
+        await new Promise((r) => setImmediate(r));
       }
-      entry.ms = performance.now() - t;
-      out.push(entry);
-      opts.onProgress?.({ done: i + 1, total: mods.length, module: m.path });
-      // Let cancel messages and progress flushes through between modules.
-      await new Promise((r) => setImmediate(r));
+    } finally {
+      pool.close();
     }
     return {
       adapter: dir,

@@ -15,7 +15,9 @@
 //   a truncation/tiling boundary inside) are solved as one small dense block.
 
 import { moraChunks, moraRopeTables, type MoraType } from '../adapters';
+import { GemmWorkspace, gemmSubtract, packRows } from './gemmKernel';
 import { LinalgError, singularValues, symmetricEigenvalues } from './linalg';
+import { scaledTimesSparse, shareColumnFactor } from './shareKernel';
 
 const EPS = 2.220446049250313e-16;
 
@@ -92,6 +94,12 @@ function sharing(M: ArrayLike<number>, r: number, inF: number, outF: number): Mo
   const colsSingle: number[] = [];
   for (let j = 0; j < r; j++) if (single[j] > 0) colsSingle.push(j);
   const nc = colsSingle.length + explicit.length;
+  // More columns than rows: compress C̃ to an r̂-column factor with the same C̃·C̃ᵀ (same σ, smaller SVD).
+  const f = nc > r ? shareColumnFactor(r, single, explicit) : null;
+  if (f) {
+    const sigma = singularValues(scaledTimesSparse(M, r, rowsKept, w, f), rowsKept.length, r);
+    return { sigma, method: 'structured', blocks: 1, tolerance: Math.max(inF, outF) * EPS * (sigma[0] ?? 0) };
+  }
   // X = diag(√w)·M·C̃ : [rows, r] x [r, nc] -> [rows, nc]
   const x = new Float64Array(rowsKept.length * nc);
   rowsKept.forEach((a, i) => {
@@ -211,7 +219,17 @@ function coupledBlock(
     const key = ws.join(',');
     let mtwm = grams.get(key);
     if (!mtwm) {
-      mtwm = weightedGram(M, r, ws);
+      // A constant weighting is a multiple of the plain Gram MᵀM: one product serves every such chunk.
+      if (ws.every((x) => x === ws[0])) {
+        let plain = grams.get('plain');
+        if (!plain) {
+          plain = weightedGram(M, r, new Float64Array(r).fill(1));
+          grams.set('plain', plain);
+        }
+        mtwm = Float64Array.from(plain, (x) => x * ws[0]);
+      } else {
+        mtwm = weightedGram(M, r, ws);
+      }
       grams.set(key, mtwm);
     }
     // G = R_cᵀ (Mᵀ W M) R_c: the rotation mixes index pairs (j, j + h) on both sides.
@@ -229,19 +247,18 @@ function coupledBlock(
   return { sigma, tolerance: Math.sqrt(nc * EPS) * (sigma[0] ?? 0) };
 }
 
-/** Mᵀ diag(w) M for M [r, r]: [r, r] x [r] x [r, r] -> [r, r] (symmetric, both triangles filled). */
-function weightedGram(M: ArrayLike<number>, r: number, w: number[]): Float64Array {
+/**
+ * Mᵀ diag(w) M for M [r, r]: [r, r] x [r] x [r, r] -> [r, r] (symmetric, both triangles filled), through the
+ * register-blocked kernel (lower triangle, then mirrored).
+ */
+function weightedGram(M: ArrayLike<number>, r: number, w: ArrayLike<number>): Float64Array {
   const out = new Float64Array(r * r);
-  for (let a = 0; a < r; a++) {
-    if (w[a] === 0) continue;
-    const mo = a * r;
-    for (let i = 0; i < r; i++) {
-      const f = w[a] * M[mo + i];
-      if (f === 0) continue;
-      const oi = i * r;
-      for (let j = 0; j <= i; j++) out[oi + j] += f * M[mo + j];
-    }
-  }
+  const ws = new GemmWorkspace();
+  ws.ensure(r, r, r);
+  // out −= Ā·B̄ with Ā(i, p) = −w_p·M(p, i) and B̄(p, j) = M(p, j).
+  packRows(ws.pa, r, r, (i, p) => -w[p] * M[p * r + i]);
+  packRows(ws.pb, r, r, (j, p) => M[p * r + j]);
+  gemmSubtract(out, 0, r, r, r, r, ws.pa, ws.pb, true);
   for (let i = 0; i < r; i++) for (let j = 0; j < i; j++) out[j * r + i] = out[i * r + j];
   return out;
 }

@@ -1,0 +1,130 @@
+// Runs independent MoRA spectra on worker threads. Every module is its own dense eigen-problem of a few hundred
+// rows, so they spread over cores with no coordination beyond a queue; the main thread only hands out jobs, which
+// keeps it free for progress and cancel messages.
+//
+// The worker script is dist/spectrumKernelWorker.js next to a bundle (esbuild entry), or, when running from source
+// through tsx (tests, benchmarks), parallelKernelWorker.ts loaded through tsx's require hook. Without either the
+// pool runs the jobs inline, so callers never depend on threads being available.
+
+import { existsSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { MoraType } from '../adapters';
+import { moraSingularValues, type MoraSpectrum } from './moraSpectrum';
+
+export interface MoraJob {
+  /** [r̂, r̂] row-major; copied to the worker, never modified. */
+  M: ArrayLike<number> & { length: number };
+  rHat: number;
+  inF: number;
+  outF: number;
+  type: MoraType;
+}
+
+/** What the worker posts back for job `id`. */
+export type KernelReply =
+  | { id: number; ok: true; sigma: Float64Array; method: MoraSpectrum['method']; blocks: number; tolerance: number }
+  | { id: number; ok: false; name: string; kind?: string; message: string };
+
+/** Below this much estimated work (Σ r̂³) the thread start-up (tens of ms) costs more than it saves. */
+const MIN_PARALLEL_WORK = 2e8;
+
+function workerSource(): { script: string; evalCode: boolean } | null {
+  if (__filename.endsWith('.ts')) {
+    const file = path.join(__dirname, 'parallelKernelWorker.ts');
+    return { script: `require('tsx/cjs'); require(${JSON.stringify(file)});`, evalCode: true };
+  }
+  const bundled = path.join(__dirname, 'spectrumKernelWorker.js');
+  return existsSync(bundled) ? { script: bundled, evalCode: false } : null;
+}
+
+function rebuildError(r: Extract<KernelReply, { ok: false }>): Error {
+  const err = new Error(r.message) as Error & { kind?: string };
+  err.name = r.name;
+  if (r.kind) err.kind = r.kind;
+  return err;
+}
+
+/**
+ * A pool of worker threads computing `moraSingularValues` for each job. Results come back as one promise per job
+ * (in job order), so callers can consume them in order while later jobs still run.
+ */
+export class MoraSpectrumPool {
+  private workers: Worker[] = [];
+  private closed = false;
+
+  /** Threads to use for `jobs`: 0 means inline (small work, one core, or no worker script). */
+  static threadsFor(jobs: readonly MoraJob[], requested?: number): number {
+    const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    const want = Math.min(requested ?? cores, cores, jobs.length);
+    const work = jobs.reduce((s, j) => s + j.rHat ** 3, 0);
+    if (want < 2 || (requested === undefined && work < MIN_PARALLEL_WORK) || !workerSource()) return 0;
+    return want;
+  }
+
+  /** Starts the jobs; `threads` 0 computes them inline, one per event-loop turn. */
+  run(jobs: readonly MoraJob[], threads: number): Promise<MoraSpectrum>[] {
+    const settle: { resolve: (s: MoraSpectrum) => void; reject: (e: Error) => void }[] = [];
+    const promises = jobs.map((_, i) => new Promise<MoraSpectrum>((resolve, reject) => (settle[i] = { resolve, reject })));
+    // Unhandled rejections of jobs nobody awaits any more (after a cancel) must not crash the process.
+    for (const p of promises) p.catch(() => undefined);
+    if (threads === 0) {
+      void (async () => {
+        for (const [i, j] of jobs.entries()) {
+          if (this.closed) return settle[i].reject(new Error('pool closed'));
+          await new Promise((r) => setImmediate(r));
+          try {
+            settle[i].resolve(moraSingularValues(j.M, j.rHat, j.inF, j.outF, j.type));
+          } catch (err) {
+            settle[i].reject(err as Error);
+          }
+        }
+      })();
+      return promises;
+    }
+    const src = workerSource()!;
+    let next = 0;
+    const feed = (w: Worker): void => {
+      if (next >= jobs.length) {
+        void w.terminate();
+        return;
+      }
+      const id = next++;
+      const j = jobs[id];
+      w.postMessage({ id, M: Float32Array.from(j.M), rHat: j.rHat, inF: j.inF, outF: j.outF, type: j.type });
+    };
+    for (let t = 0; t < threads; t++) {
+      const w = new Worker(src.script, { eval: src.evalCode });
+      this.workers.push(w);
+      w.on('message', (r: KernelReply) => {
+        if (r.ok) settle[r.id].resolve({ sigma: r.sigma, method: r.method, blocks: r.blocks, tolerance: r.tolerance });
+        else settle[r.id].reject(rebuildError(r));
+        if (!this.closed) feed(w);
+      });
+      w.on('error', (err) => {
+        for (let i = 0; i < jobs.length; i++) settle[i].reject(err);
+        this.close();
+      });
+      feed(w);
+    }
+    return promises;
+  }
+
+  /** Stops every worker; pending jobs stay unresolved (callers stop awaiting them on cancel). */
+  close(): void {
+    this.closed = true;
+    for (const w of this.workers) void w.terminate();
+    this.workers = [];
+  }
+}
+
+/** σ for every job, on `threads` workers (default: all cores when the work is large enough). */
+export async function moraSpectraParallel(jobs: readonly MoraJob[], threads?: number): Promise<MoraSpectrum[]> {
+  const pool = new MoraSpectrumPool();
+  try {
+    return await Promise.all(pool.run(jobs, MoraSpectrumPool.threadsFor(jobs, threads)));
+  } finally {
+    pool.close();
+  }
+}
