@@ -3,8 +3,8 @@
 // reloads through a WebviewPanelSerializer (its state names the adapters, so it re-runs them).
 import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { webviewHtml, webviewRoots } from './webviewHtml';
 import {
   isSpectrumPanelState, isSpectrumToHost, spectrumCsv, type HostToSpectrum, type Slot, type SlotStatus,
   type SpectrumPanelState, type SpectrumReportView, type SpectrumToHost,
@@ -49,7 +49,7 @@ export class SpectrumPanel {
   static webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
     return {
       enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')],
+      localResourceRoots: webviewRoots(extensionUri),
     };
   }
 
@@ -211,31 +211,7 @@ export class SpectrumPanel {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const nonce = randomBytes(16).toString('base64');
-    const asset = (...p: string[]): vscode.Uri => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, ...p));
-    const csp = [
-      "default-src 'none'",
-      `img-src ${webview.cspSource} data:`,
-      `style-src ${webview.cspSource}`,
-      `font-src ${webview.cspSource}`,
-      `script-src 'nonce-${nonce}'`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${asset('dist', 'webview', 'spectrum.css')}">
-<link rel="stylesheet" href="${asset('media', 'spectrum.css')}">
-<title>ΔW Spectrum</title>
-</head>
-<body>
-<div id="app"></div>
-<script nonce="${nonce}" src="${asset('dist', 'webview', 'spectrum.js')}"></script>
-</body>
-</html>`;
+    return webviewHtml(this.panel.webview, this.extensionUri, { name: 'spectrum', title: 'ΔW Spectrum' });
   }
 
   dispose(): void {

@@ -1,7 +1,7 @@
 // The training webview: live loss/lr curves, throughput, ETA and backend of one run, with Cancel, Inspect
 // spectrum, Merge and Reveal buttons. One panel at a time; it follows the newest run unless pinned to another.
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { webviewHtml, webviewRoots } from './webviewHtml';
 import { isTrainingToHost, type HostToTraining, type TrainingToHost } from '../src/protocol/training';
 import type { RunStore } from './runStore';
 import { runSummary } from './trainingRun';
@@ -24,7 +24,7 @@ export class TrainingPanel {
       trainingViewType,
       'MoRA Training',
       { viewColumn: vscode.ViewColumn.Active, preserveFocus },
-      { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: localRoots(ctx) },
+      { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: webviewRoots(ctx.extensionUri) },
     );
     TrainingPanel.current = new TrainingPanel(panel, ctx, store, runId ?? store.resolve(undefined)?.id);
     return TrainingPanel.current;
@@ -46,7 +46,7 @@ export class TrainingPanel {
     runId: string | undefined,
   ) {
     this.runId = runId;
-    panel.webview.options = { enableScripts: true, localResourceRoots: localRoots(ctx) };
+    panel.webview.options = { enableScripts: true, localResourceRoots: webviewRoots(ctx.extensionUri) };
     panel.iconPath = vscode.Uri.joinPath(ctx.extensionUri, 'media', 'mora.svg');
     panel.webview.html = this.html();
     this.disposables.push(
@@ -113,31 +113,11 @@ export class TrainingPanel {
   }
 
   private html(): string {
-    const w = this.panel.webview;
-    const nonce = randomBytes(16).toString('base64');
-    const asset = (...p: string[]) => w.asWebviewUri(vscode.Uri.joinPath(this.ctx.extensionUri, ...p));
-    const csp = [
-      "default-src 'none'",
-      `style-src ${w.cspSource}`,
-      `img-src ${w.cspSource} data:`,
-      `font-src ${w.cspSource}`,
-      `script-src 'nonce-${nonce}'`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${asset('dist', 'webview', 'training.css')}">
-<link rel="stylesheet" href="${asset('media', 'training.css')}">
-<title>MoRA Training</title>
-</head>
-<body>
-<div id="app" data-run-id="${this.runId ?? ''}"></div>
-<script nonce="${nonce}" src="${asset('dist', 'webview', 'training.js')}"></script>
-</body>
-</html>`;
+    return webviewHtml(this.panel.webview, this.ctx.extensionUri, {
+      name: 'training',
+      title: 'MoRA Training',
+      appAttributes: { 'run-id': this.runId ?? '' },
+    });
   }
 
   dispose(): void {
@@ -147,6 +127,3 @@ export class TrainingPanel {
   }
 }
 
-function localRoots(ctx: vscode.ExtensionContext): vscode.Uri[] {
-  return [vscode.Uri.joinPath(ctx.extensionUri, 'dist'), vscode.Uri.joinPath(ctx.extensionUri, 'media')];
-}
