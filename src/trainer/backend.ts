@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { initWebGpu, releaseWebGpu } from './webgpuSetup';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../protocol/trainer';
 
@@ -42,57 +43,19 @@ async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-no
   return { ok: true, detail: short };
 }
 
-// The Dawn instance and device stay referenced while WebGPU is in use; Dawn keeps Node alive until they are released.
-let webgpuHandle: { device: GPUDevice } | undefined;
-
-const softwareAdapter = /llvmpipe|lavapipe|swiftshader|softpipe/i;
-
 async function tryWebgpu(forced: boolean): Promise<Attempt> {
-  let dawn: { create: (opts: string[]) => GPU; globals: object };
-  try {
-    dawn = (await import('webgpu')) as unknown as typeof dawn;
-  } catch (err) {
-    return { ok: false, why: `webgpu: the Dawn bindings did not load: ${firstLine(err)}` };
+  const init = await initWebGpu();
+  if (!init.ok) return { ok: false, why: init.note };
+  if (!forced && init.software) {
+    // Measured here: llvmpipe through Dawn runs a 512² matMul at ~4.5 GFLOP/s, wasm SIMD at ~40.
+    releaseWebGpu();
+    return { ok: false, why: `webgpu: only a software adapter (${init.adapterInfo}), slower than wasm; force it with --backend webgpu` };
   }
-  Object.assign(globalThis, dawn.globals);
-  // Vulkan first (real GPUs, or Mesa ≥ 25 lavapipe); then Dawn's OpenGL ES path, which stock Mesa serves headless.
-  let gpu = dawn.create([]);
-  let adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
-  if (!adapter) {
-    process.env.EGL_PLATFORM ??= 'surfaceless';
-    gpu = dawn.create(['backend=opengles']);
-    adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions).catch(() => null);
-  }
-  if (!adapter) return { ok: false, why: 'webgpu: no adapter (no Vulkan driver, and no OpenGL ES via EGL)' };
-  const info = adapter.info;
-  const name = [info.description, info.device, info.architecture].filter((s) => s).join(' ').trim() || 'unknown adapter';
-  if (!forced && (softwareAdapter.test(name) || (info as { isFallbackAdapter?: boolean }).isFallbackAdapter)) {
-    // Measured here: llvmpipe through Dawn runs a 256² matMul at ~4 GFLOP/s, wasm SIMD at ~30.
-    return { ok: false, why: `webgpu: only a software adapter (${name}), slower than wasm; force it with --backend webgpu` };
-  }
-  const l = adapter.limits;
-  const device = await adapter.requestDevice({
-    requiredLimits: {
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-    },
-  });
-  // tfjs-backend-webgpu looks for navigator.gpu when it loads, so the global must exist first.
-  Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
-  const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
-  // Our factory reuses this device (the package's own would request a default adapter, missing the GLES fallback).
-  if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-  tf.registerBackend('webgpu', () => new WebGPUBackend(device, info));
-  webgpuHandle = { device };
   if (!(await tf.setBackend('webgpu'))) {
-    releaseBackend();
-    return { ok: false, why: `webgpu: backend did not initialise on ${name}` };
+    releaseWebGpu();
+    return { ok: false, why: `webgpu: backend did not initialise on ${init.adapterInfo}` };
   }
-  return { ok: true, detail: `webgpu (${name})` };
+  return { ok: true, detail: `webgpu (${init.adapterInfo})` };
 }
 
 /** The folder holding tfjs-backend-wasm-simd.wasm: next to the bundle (esbuild copies it to dist/) or in node_modules. */
@@ -156,10 +119,5 @@ export async function selectBackend(choice: BackendChoice): Promise<BackendSelec
 
 /** Releases a WebGPU device so Node can exit; harmless for the other backends. */
 export function releaseBackend(): void {
-  if (!webgpuHandle) return;
-  if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-  webgpuHandle.device.destroy();
-  webgpuHandle = undefined;
-  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
-  if (nav) delete nav.gpu;
+  releaseWebGpu();
 }
