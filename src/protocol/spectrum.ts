@@ -5,14 +5,20 @@
 /** Per-module metrics, as src/spectrum/metrics.ts computes them. */
 export interface MetricsView {
   sigmaMax: number;
+  /** ‖ΔW‖_F = sqrt(Σσ²). */
   frobenius: number;
   numericalRank: number;
+  /** The absolute tolerance the numerical rank used (σ > tol counts). */
   rankTol: number;
+  /** Roy & Vetterli (2007): exp of the Shannon entropy of p_i = σ_i / Σσ. In [1, rank]; 0 for ΔW = 0. */
   effectiveRank: number;
+  /** ‖ΔW‖_F² / ‖ΔW‖₂²; 0 for ΔW = 0. */
   stableRank: number;
   topK: number;
+  /** Σ_{i<k} σ_i² / Σσ² (fraction of the squared Frobenius norm); 0 for ΔW = 0. */
   energyTopK: number;
   threshold: number;
+  /** How many σ exceed `threshold`. */
   countAbove: number;
 }
 
@@ -26,14 +32,19 @@ export interface IntrudersView {
 export interface ModuleSpectrumView {
   path: string;
   layer: number | null;
+  /** Last path segment, e.g. q_proj. */
   moduleType: string;
+  /** 'full': ΔW = W_finetuned − W_base of a full fine-tune. */
   kind: 'lora' | 'dora' | 'mora' | 'full';
+  /** ΔW is rows × cols = out × in. */
   rows: number;
   cols: number;
+  /** r for LoRA, r̂ for MoRA. */
   rank: number;
   /** Descending; the remaining min(rows, cols) − sigma.length values are exactly zero. */
   sigma: number[];
   method: 'closed-form' | 'structured' | 'low-rank' | 'randomized';
+  /** Absolute accuracy of sigma (floor of the rank tolerance). */
   tolerance: number;
   metrics: MetricsView;
   intruders?: IntrudersView;

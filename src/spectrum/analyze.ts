@@ -13,6 +13,7 @@ import { loraSingularValues } from './lowRank';
 import { spectrumMetrics, type SpectrumMetrics } from './metrics';
 import { moraSingularValues, type MoraSpectrum } from './moraSpectrum';
 import { MoraSpectrumPool, type MoraJob } from './parallelKernel';
+import type { ModuleSpectrumView } from '../protocol/spectrum';
 
 const EPS = 2.220446049250313e-16;
 
@@ -43,25 +44,10 @@ export interface AnalyzeOptions {
   signal?: AbortSignal;
 }
 
-export interface ModuleSpectrum {
-  path: string;
-  layer: number | null;
-  /** Last path segment, e.g. q_proj. */
-  moduleType: string;
-  /** 'full': ΔW = W_finetuned − W_base of a full fine-tune. */
-  kind: 'lora' | 'dora' | 'mora' | 'full';
-  /** ΔW is rows × cols = out × in. */
-  rows: number;
-  cols: number;
-  /** r for LoRA, r̂ for MoRA. */
-  rank: number;
-  /** Singular values, descending; the other min(rows, cols) − sigma.length are exactly zero by structure. */
-  sigma: number[];
-  method: 'closed-form' | 'structured' | 'low-rank' | 'randomized';
-  /** Absolute accuracy of sigma (floor of the rank tolerance). */
-  tolerance: number;
-  metrics: SpectrumMetrics;
+/** One module's result: the protocol's view (documented there) plus what stays on the host side. */
+export interface ModuleSpectrum extends Omit<ModuleSpectrumView, 'intruders'> {
   intruders?: IntruderResult;
+  /** Wall time spent on this module. */
   ms: number;
 }
 

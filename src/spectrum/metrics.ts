@@ -1,3 +1,4 @@
+import type { MetricsView } from '../protocol/spectrum';
 // Scalar summaries of a singular-value spectrum. Every function takes σ sorted descending; singular values that
 // are known to be exactly zero by structure may be left out (they change none of these numbers).
 
@@ -18,24 +19,8 @@ export interface MetricOptions {
   rankTol?: number;
 }
 
-export interface SpectrumMetrics {
-  sigmaMax: number;
-  /** ‖ΔW‖_F = sqrt(Σσ²). */
-  frobenius: number;
-  numericalRank: number;
-  /** The absolute tolerance the numerical rank used (σ > tol counts). */
-  rankTol: number;
-  /** Roy & Vetterli (2007): exp of the Shannon entropy of p_i = σ_i / Σσ. In [1, rank]; 0 for ΔW = 0. */
-  effectiveRank: number;
-  /** ‖ΔW‖_F² / ‖ΔW‖₂²; 0 for ΔW = 0. */
-  stableRank: number;
-  topK: number;
-  /** Σ_{i<k} σ_i² / Σσ² (fraction of the squared Frobenius norm); 0 for ΔW = 0. */
-  energyTopK: number;
-  threshold: number;
-  /** How many σ exceed `threshold`. */
-  countAbove: number;
-}
+/** The per-module metrics; the wire type of the spectrum protocol is the same shape, documented there. */
+export type SpectrumMetrics = MetricsView;
 
 export function frobeniusFromSigma(sigma: ArrayLike<number>): number {
   let s2 = 0;
