@@ -110,18 +110,22 @@ async function main(): Promise<void> {
       ['merge MoRA-6 → f16 (rewrite path)', () => timeMerge({ base, adapters: [{ dir: mora }], out, dtype: 'f16' })],
     ];
     for (let run = 0; run < runs; run++) {
+      let cpSeconds = NaN;
       for (const [label, fn] of cases) {
         await fs.rm(out, { recursive: true, force: true });
         execFileSync('sync');
         t0 = performance.now();
         const r = fn();
+        if (Number.isNaN(cpSeconds)) cpSeconds = r.seconds; // the first case is cp
         const rss = r.maxRss ? `${(r.maxRss / 1e6).toFixed(0)} MB (${(r.maxRss / largest).toFixed(2)}× largest; ${(r.rssBefore! / 1e6).toFixed(0)} MB before)` : '–';
-        const line = `| ${run + 1} | ${label} | ${r.merged ?? '–'} | ${r.seconds.toFixed(2)} s | ${gbps(r.seconds)} GB/s | ${rss} |`;
+        // Throughput relative to cp in the same run, since the machine's speed drifts between runs.
+        const ofCp = `${((100 * cpSeconds) / r.seconds).toFixed(0)}%`;
+        const line = `| ${run + 1} | ${label} | ${r.merged ?? '–'} | ${r.seconds.toFixed(2)} s | ${gbps(r.seconds)} GB/s | ${ofCp} | ${rss} |`;
         console.log(line);
         rows.push(line);
       }
     }
-    console.log(['', '| run | case | merged tensors | time | throughput | peak RSS |', '|---|---|---|---|---|---|', ...rows].join('\n'));
+    console.log(['', '| run | case | merged tensors | time | throughput | of cp | peak RSS |', '|---|---|---|---|---|---|---|', ...rows].join('\n'));
   } finally {
     if (!argv.includes('--keep')) await fs.rm(root, { recursive: true, force: true });
   }

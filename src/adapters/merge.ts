@@ -8,13 +8,15 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
-  bytesToFloat32, dtypeSize, ModelWeights, numel, writeSafetensors, type Dtype, type TensorToWrite,
+  bytesToFloat32, dtypeSize, ModelWeights, numel, type Dtype,
 } from '../safetensors';
 import { writeDirAtomic } from '../util/atomic';
 import { MergeError } from './mergeError';
-import { checkArchitecture, checkOutputNotInput, copySideFiles, writeIndex } from './mergeFiles';
+import {
+  checkArchitecture, checkOutputNotInput, copySideFiles, shardOrder, TensorReader, writeAt, writeIndex, writeShard, type ShardTensor,
+} from './mergeFiles';
 import { asMergeError, planMerge, type MergeMethod, type MergePlan, type MergeSource, type OutputDtype, type TensorPlan } from './mergePlan';
-import { encodeChecked, mergeTensorF32 } from './mergeTensor';
+import { convertBytes, encodeChecked, mergeTensorBytes, mergeTensorF32 } from './mergeTensor';
 import { readAdapter } from './peftAdapter';
 
 export interface MergeAdapterSpec {
@@ -165,14 +167,30 @@ interface ShardContext {
   holdBytes: number; // merged bytes that may wait in memory for a shard copy to finish
 }
 
-/** The output bytes of one tensor: merged, replaced, converted, or the base bytes untouched. */
-async function outputBytes(ctx: ShardContext, t: TensorPlan): Promise<Uint8Array> {
-  const raw = await ctx.weights.readBytes(t.name);
+/**
+ * The output bytes of one tensor: merged, replaced, converted, or the base bytes untouched. The raw buffer goes back
+ * to the reader as soon as it is not part of the result; a result that is the raw buffer (in place) is released by
+ * the caller once written.
+ */
+async function outputBytes(ctx: ShardContext, t: TensorPlan, reader: TensorReader): Promise<Uint8Array> {
+  const raw = await reader.take(t);
+  const out = computeBytes(ctx, t, raw);
+  if (out.buffer !== raw.buffer) reader.release(raw);
+  return out;
+}
+
+function computeBytes(ctx: ShardContext, t: TensorPlan, raw: Uint8Array): Uint8Array {
   if (!isMerged(t) && t.outDtype === t.info.dtype) return raw;
   if (!floatOut(t.outDtype)) throw new MergeError('UnsupportedDtype', `cannot write ${t.name} as ${t.outDtype}`);
   if (t.replacement) return encodeChecked(Float32Array.from(t.replacement.data), t.outDtype, `saved tensor for ${t.name}`);
-  if (t.contributions.length > 0) return encodeChecked(mergeTensorF32(ctx.plan, t, ctx.sources, raw), t.outDtype, `merged ${t.name}`);
-  return convertChunked(raw, t.info.dtype, t.outDtype, `converted ${t.name}`);
+  if (t.contributions.length > 0) {
+    const what = `merged ${t.name}`;
+    // Row kernels where they apply (in place for a kept dtype), else whole-tensor float32 arithmetic.
+    return mergeTensorBytes(ctx.plan, t, ctx.sources, raw, t.outDtype, what) ??
+      encodeChecked(mergeTensorF32(ctx.plan, t, ctx.sources, raw), t.outDtype, what);
+  }
+  const what = `converted ${t.name}`;
+  return convertBytes(raw, t.info.dtype, t.outDtype, what) ?? convertChunked(raw, t.info.dtype, t.outDtype, what);
 }
 
 /**
@@ -193,18 +211,11 @@ function convertChunked(raw: Uint8Array, from: Dtype, to: 'F32' | 'F16' | 'BF16'
   return out;
 }
 
-async function writeAt(fh: fs.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) {
-    const r = await fh.write(bytes, written, bytes.length - written, position + written);
-    written += r.bytesWritten;
-  }
-}
-
 /**
  * Same dtypes: copy the shard file whole (in the kernel, on libuv's thread pool), then overwrite each merged tensor's
  * byte range in place. While the copy runs, the first merged tensors are computed on this thread and held until it
- * ends, up to `ctx.holdBytes` (half the largest tensor), so copying and arithmetic overlap.
+ * ends, up to `ctx.holdBytes` (half the largest tensor), so copying and arithmetic overlap. Afterwards the next
+ * tensor's read and the previous tensor's write overlap with each tensor's arithmetic.
  */
 async function copyAndPatchShard(ctx: ShardContext): Promise<void> {
   let copied = false;
@@ -212,16 +223,19 @@ async function copyAndPatchShard(ctx: ShardContext): Promise<void> {
     copied = true;
   });
   const merged = ctx.tensors.filter(isMerged);
+  const reader = new TensorReader(ctx.weights, merged, ctx.holdBytes);
   const dataStart = ctx.weights.file(ctx.shard).header.dataStart;
   const held: [TensorPlan, Uint8Array][] = [];
   let heldBytes = 0;
   let fh: fs.FileHandle | undefined;
+  let writing: Promise<void> = Promise.resolve();
   const write = async (t: TensorPlan, bytes: Uint8Array) => {
     const [start, end] = t.info.dataOffsets;
     if (bytes.length !== end - start) {
       throw new MergeError('ShapeMismatch', `${t.name}: merged tensor has ${bytes.length} bytes, the base slot ${end - start}`);
     }
     await writeAt(fh!, bytes, dataStart + start);
+    reader.release(bytes);
     ctx.report(t);
   };
   const afterCopy = async () => {
@@ -234,39 +248,52 @@ async function copyAndPatchShard(ctx: ShardContext): Promise<void> {
   try {
     for (const t of merged) {
       ctx.cancelled();
-      const bytes = await outputBytes(ctx, t);
+      const bytes = await outputBytes(ctx, t, reader);
       if (!copied && heldBytes + bytes.length <= ctx.holdBytes) {
         held.push([t, bytes]);
         heldBytes += bytes.length;
         continue;
       }
       await afterCopy();
-      await write(t, bytes);
+      // One write in flight: it proceeds on the thread pool while the next tensor is computed.
+      await writing;
+      writing = write(t, bytes);
     }
     await afterCopy();
+    await writing;
   } catch (err) {
-    // The copy must finish before the temp folder is removed, or it would recreate the file in a deleted folder.
+    // The copy and any write must finish before the temp folder is removed, or they would recreate the file.
     await copy.catch(() => undefined);
+    await writing.catch(() => undefined);
     throw err;
   } finally {
     await fh?.close();
+    await reader.close();
   }
 }
 
 /** A dtype change: the layout changes, so the shard is re-serialised one tensor at a time. */
 async function rewriteShard(ctx: ShardContext): Promise<void> {
-  const header = ctx.weights.file(ctx.shard).header;
-  const tensors: TensorToWrite[] = ctx.tensors.map((t) => ({
+  const tensors: ShardTensor[] = ctx.tensors.map((t) => ({
     name: t.name,
     dtype: t.outDtype,
     shape: t.info.shape,
+    bytes: numel(t.info.shape) * dtypeSize(t.outDtype),
     data: async () => {
       ctx.cancelled();
-      const bytes = await outputBytes(ctx, t);
+      const bytes = await outputBytes(ctx, t, reader);
       ctx.report(t);
       return bytes;
     },
+    written: (bytes) => reader.release(bytes),
+    big: Math.max(numel(t.info.shape) * dtypeSize(t.outDtype), t.info.dataOffsets[1] - t.info.dataOffsets[0]) > ctx.holdBytes,
   }));
-  await writeSafetensors(ctx.target, tensors, header.metadata ?? undefined);
+  // Read ahead in the order the shard is written.
+  const byName = new Map(ctx.tensors.map((t) => [t.name, t]));
+  const reader = new TensorReader(ctx.weights, shardOrder(tensors).map((w) => byName.get(w.name)!), ctx.holdBytes);
+  try {
+    await writeShard(ctx.target, tensors, ctx.weights.file(ctx.shard).header.metadata);
+  } finally {
+    await reader.close();
+  }
 }
-

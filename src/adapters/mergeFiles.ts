@@ -2,7 +2,7 @@
 // the shard index, and the architecture check against the adapter's recorded base model.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { SafetensorsIndex } from '../safetensors';
+import { dtypeRank, SafetensorsError, type Dtype, type ModelWeights, type SafetensorsIndex } from '../safetensors';
 import { MergeError } from './mergeError';
 import type { OutputDtype, TensorPlan } from './mergePlan';
 import type { Adapter } from './peftAdapter';
@@ -109,4 +109,145 @@ export function checkOutputNotInput(out: string, inputs: string[]): void {
       throw new MergeError('OutputIsInput', `output ${out} would replace the input ${input}`);
     }
   }
+}
+
+/**
+ * Reads tensors one step ahead of their use, into recycled buffers. When tensor i is taken, tensor i + 1's read
+ * starts on libuv's thread pool and overlaps with i's arithmetic (only tensors up to `limit` bytes are read ahead).
+ * Buffers given back with release() are reused for later reads, so the big tensors do not pile up in memory while
+ * the garbage collector catches up with them.
+ */
+export class TensorReader {
+  private readonly pending = new Map<string, Promise<Uint8Array>>();
+  private readonly next = new Map<string, TensorPlan>();
+  private readonly handles = new Map<string, Promise<fs.FileHandle>>();
+  private free: ArrayBuffer[] = [];
+  private readonly age = new WeakMap<ArrayBuffer, number>(); // reads since a spare buffer was released
+
+  constructor(
+    private readonly weights: ModelWeights,
+    order: TensorPlan[],
+    private readonly limit: number,
+  ) {
+    order.forEach((t, i) => {
+      if (i + 1 < order.length) this.next.set(t.name, order[i + 1]);
+    });
+  }
+
+  /** The tensor's raw bytes (a fresh or recycled buffer that belongs to the caller until release()). */
+  take(t: TensorPlan): Promise<Uint8Array> {
+    const bytes = this.pending.get(t.name) ?? this.read(t);
+    this.pending.delete(t.name);
+    const n = this.next.get(t.name);
+    if (n && !this.pending.has(n.name) && n.info.dataOffsets[1] - n.info.dataOffsets[0] <= this.limit) {
+      const p = this.read(n);
+      p.catch(() => undefined); // a read nobody takes (the merge failed first) must not count as unhandled
+      this.pending.set(n.name, p);
+    }
+    return bytes;
+  }
+
+  /** Gives a buffer from take() back for reuse; the caller must not touch it afterwards. */
+  release(bytes: Uint8Array): void {
+    if (!(bytes.buffer instanceof ArrayBuffer) || this.free.includes(bytes.buffer)) return;
+    this.free.push(bytes.buffer);
+    this.age.set(bytes.buffer, 0);
+    // A few spare buffers cover the reads in flight; more would only hold memory.
+    if (this.free.length > 3) this.free.sort((a, b) => b.byteLength - a.byteLength).pop();
+  }
+
+  private async read(t: TensorPlan): Promise<Uint8Array> {
+    const [start, end] = t.info.dataOffsets;
+    const size = end - start;
+    // Best fit among the spare buffers, else a new one; spares unused for a few reads are dropped.
+    let best = -1;
+    this.free.forEach((b, i) => {
+      if (b.byteLength >= size && (best < 0 || b.byteLength < this.free[best].byteLength)) best = i;
+    });
+    const buffer = best >= 0 ? this.free.splice(best, 1)[0] : new ArrayBuffer(size);
+    for (const b of this.free) this.age.set(b, (this.age.get(b) ?? 0) + 1);
+    this.free = this.free.filter((b) => this.age.get(b)! <= 2);
+    const out = new Uint8Array(buffer, 0, size);
+    const file = this.weights.file(t.shard);
+    let fh = this.handles.get(t.shard);
+    if (!fh) this.handles.set(t.shard, (fh = fs.open(file.path, 'r')));
+    const handle = await fh;
+    const position = file.header.dataStart + start;
+    for (let done = 0; done < size; ) {
+      const { bytesRead } = await handle.read(out, done, Math.min(1 << 30, size - done), position + done);
+      if (bytesRead === 0) throw new SafetensorsError('ReadFailed', `${file.path}: file ended at byte ${position + done} while reading`);
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pending.values()].map((p) => p.catch(() => undefined)));
+    const handles = await Promise.all([...this.handles.values()].map((h) => h.catch(() => undefined)));
+    await Promise.all(handles.map((h) => h?.close()));
+  }
+}
+
+/** Positioned write of all of `bytes`. */
+export async function writeAt(fh: fs.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const r = await fh.write(bytes, written, bytes.length - written, position + written);
+    written += r.bytesWritten;
+  }
+}
+
+export interface ShardTensor {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  bytes: number;
+  data: () => Promise<Uint8Array>;
+  written?: (data: Uint8Array) => void; // called once `data` is on disk
+  big?: boolean; // wait for the previous write before producing this one, so two big buffers are not alive at once
+}
+
+/**
+ * Streams one output shard into the merge's temp folder, byte-identical to writeSafetensors (same layout rules:
+ * tensors by dtype alignment rank descending then name, `__metadata__` first with format "pt", JSON space-padded
+ * to a multiple of 8). Unlike writeSafetensors it does not fsync each shard: the whole folder appears by one rename,
+ * as on the dtype-keeping path. Each tensor's write overlaps with the next tensor's provider.
+ */
+export async function writeShard(file: string, tensors: ShardTensor[], metadata: Record<string, string> | null): Promise<void> {
+  const order = shardOrder(tensors);
+  const { format: _ignored, ...rest } = metadata ?? {};
+  const entries: [string, unknown][] = [['__metadata__', Object.fromEntries([['format', 'pt'], ...Object.entries(rest)])]];
+  let offset = 0;
+  for (const t of order) {
+    entries.push([t.name, { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes] }]);
+    offset += t.bytes;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(Object.fromEntries(entries)));
+  const n = Math.ceil(json.length / 8) * 8;
+  const header = new Uint8Array(8 + n).fill(0x20, 8 + json.length);
+  new DataView(header.buffer).setBigUint64(0, BigInt(n), true);
+  header.set(json, 8);
+  const fh = await fs.open(file, 'wx');
+  let writing: Promise<void> = Promise.resolve();
+  try {
+    await writeAt(fh, header, 0);
+    let at = header.length;
+    for (const t of order) {
+      if (t.big) await writing;
+      const data = await t.data();
+      if (data.length !== t.bytes) throw new MergeError('ShapeMismatch', `${t.name}: ${data.length} bytes for a ${t.bytes}-byte slot`);
+      await writing;
+      writing = writeAt(fh, data, at).then(() => t.written?.(data));
+      at += t.bytes;
+    }
+    await writing;
+  } finally {
+    await writing.catch(() => undefined);
+    await fh.close();
+  }
+}
+
+/** writeSafetensors' tensor order: dtype alignment rank descending, then name. */
+export function shardOrder<T extends { name: string; dtype: Dtype }>(tensors: T[]): T[] {
+  return [...tensors].sort((a, b) => dtypeRank(b.dtype) - dtypeRank(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

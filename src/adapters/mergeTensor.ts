@@ -1,10 +1,13 @@
 // The arithmetic of one merged tensor: ΔW of every contributing adapter, combined (linear or TIES), added to the
 // base weight in float32, checked, and rounded once to the output dtype.
-import { bytesToFloat32, float32ToBytes, type Dtype } from '../safetensors';
-import { deltaWeight, mergeWeight } from './deltaWeight';
+import { bytesToFloat32, dtypeSize, float32ToBytes, type Dtype } from '../safetensors';
+import { checkModule, deltaWeight, mergeWeight, type AdapterModule } from './deltaWeight';
 import { MergeError } from './mergeError';
+import { floatDtype, RowCodec } from './mergeCodec';
+import { LoraRows, materialize, Mora1Rows, Mora6Rows, pruneTopK, tiesRow, type DeltaRows } from './mergeKernels';
 import { asMergeError, type MergePlan, type MergeSource, type TensorPlan } from './mergePlan';
 import { tiesCombine } from './ties';
+import { moduleScaling } from './targets';
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -131,4 +134,107 @@ export function mergeTensorF32(plan: MergePlan, t: TensorPlan, sources: MergeSou
   }
   addBaseInto(acc, baseBytes, t.info.dtype);
   return acc;
+}
+
+/**
+ * The merged tensor's output bytes through the row kernels, or undefined when they do not cover the case (DoRA,
+ * fan_in_fan_out layouts, unexpected sizes), where the caller takes mergeTensorF32 + encodeChecked. Results are
+ * identical to that path, bit for bit; only memory and speed differ: ΔW is formed a row at a time next to the base
+ * row instead of as whole float32 matrices, and a dtype-keeping merge overwrites `baseBytes` in place.
+ */
+export function mergeTensorBytes(
+  plan: MergePlan,
+  t: TensorPlan,
+  sources: MergeSource[],
+  baseBytes: Uint8Array,
+  outDtype: Dtype,
+  what: string,
+): Uint8Array | undefined {
+  const from = t.info.dtype;
+  if (!littleEndian || plan.dora || !floatDtype(from) || !floatDtype(outDtype) || t.info.shape.length !== 2) return undefined;
+  const [outF, inF] = t.info.shape;
+  if (baseBytes.length !== outF * inF * dtypeSize(from)) return undefined;
+  const rows: DeltaRows[] = [];
+  for (const c of t.contributions) {
+    const r = deltaRows(sources[c.source], c.module, t);
+    if (!r) return undefined;
+    rows.push(r);
+  }
+  const weights = t.contributions.map((c) => sources[c.source].weight);
+  const codec = new RowCodec(baseBytes, from, outDtype, inF, what);
+  const acc = new Float32Array(inF);
+  if (plan.method === 'ties') {
+    // TIES trims each task tensor to its global top-k magnitudes, so those must exist whole.
+    const deltas = rows.map(materialize);
+    for (const d of deltas) pruneTopK(d, plan.density);
+    for (let o = 0; o < outF; o++) {
+      tiesRow(deltas, weights, o * inF, inF, acc);
+      codec.finish(acc, 0, o * inF, inF);
+    }
+    return codec.out;
+  }
+  const w0 = weights[0];
+  // A single MoRA-6 ΔW row is zero outside one r̂-wide band: there the base passes through (checked) unchanged.
+  const sparse = rows.length === 1 && rows[0].touched !== undefined && codec.canPass;
+  const plusZero = Object.is(0 * w0, 0); // the sign of 0·w0, the value of ΔW's zeros after weighting
+  for (let o = 0; o < outF; o++) {
+    const row0 = rows[0].row(o);
+    const at = o * inF;
+    if (sparse) {
+      const [s, e, wrapEnd] = rows[0].touched!(o);
+      if (e - s + wrapEnd < inF) {
+        let a = row0;
+        if (w0 !== 1) {
+          a = acc;
+          for (let j = 0; j < wrapEnd; j++) acc[j] = row0[j] * w0;
+          for (let j = s; j < e; j++) acc[j] = row0[j] * w0;
+        }
+        if (wrapEnd > 0) codec.finish(a, 0, at, wrapEnd);
+        codec.pass(at + wrapEnd, s - wrapEnd, plusZero);
+        codec.finish(a, s, at + s, e - s);
+        codec.pass(at + e, inF - e, plusZero);
+        continue;
+      }
+    }
+    let a = row0;
+    if (rows.length > 1 || w0 !== 1) {
+      // Linear: acc = w0·ΔW0 + Σ w·ΔW, rounded to float32 after each step as the whole-tensor loops do.
+      a = acc;
+      if (w0 !== 1) for (let j = 0; j < inF; j++) acc[j] = row0[j] * w0;
+      else acc.set(row0);
+      for (let k = 1; k < rows.length; k++) {
+        const d = rows[k].row(o);
+        const w = weights[k];
+        for (let j = 0; j < inF; j++) acc[j] += w * d[j];
+      }
+    }
+    codec.finish(a, 0, at, inF);
+  }
+  return codec.out;
+}
+
+/** Row kernels for one module, validated as deltaWeight validates it; undefined where only deltaWeight applies. */
+function deltaRows(s: MergeSource, m: AdapterModule, t: TensorPlan): DeltaRows | undefined {
+  const cfg = s.adapter.config;
+  if (cfg.fan_in_fan_out || cfg.use_dora || (cfg.use_mora && cfg.mora_type !== 1 && cfg.mora_type !== 6)) return undefined;
+  const [outF, inF] = t.info.shape;
+  let rank: number;
+  try {
+    rank = checkModule(cfg, m, t.info.shape);
+  } catch (err) {
+    throw asMergeError(err, `${s.adapter.dir}: ${t.name}`);
+  }
+  if (!cfg.use_mora) return new LoraRows(m.A, m.B, rank, inF, outF, moduleScaling(cfg, m.path));
+  return cfg.mora_type === 1 ? new Mora1Rows(m.A, rank, inF, outF) : new Mora6Rows(m.A, rank, inF, outF);
+}
+
+/** A dtype change of an untouched tensor: decode and round in blocks, in place when the element size is kept. */
+export function convertBytes(raw: Uint8Array, from: Dtype, to: Dtype, what: string): Uint8Array | undefined {
+  if (!littleEndian || !floatDtype(from) || !floatDtype(to)) return undefined;
+  const n = raw.length / dtypeSize(from);
+  if (!Number.isInteger(n)) return undefined;
+  const block = 1 << 16;
+  const codec = new RowCodec(raw, from, to, Math.min(n, block), what);
+  for (let s = 0; s < n; s += block) codec.finish(undefined, 0, s, Math.min(block, n - s));
+  return codec.out;
 }

@@ -6,33 +6,35 @@ const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** float32 -> IEEE half bits, round to nearest, ties to even; overflow goes to ±inf, NaN stays a quiet NaN. */
-export function f32ToF16Bits(x: number): number {
-  f32[0] = x;
-  const bits = u32[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  const mant = bits & 0x7fffff;
-  if (exp === 0xff) return mant ? sign | 0x7e00 | (mant >>> 13) : sign | 0x7c00;
-  const e = exp - 127 + 15; // rebiased exponent
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e >= 1) {
-    // Normal half: keep 10 of 23 mantissa bits; a carry out of the mantissa correctly bumps the exponent (up to inf).
-    const rem = mant & 0x1fff;
-    let h = (e << 10) | (mant >>> 13);
-    if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h += 1;
-    return sign | h;
+/**
+ * float32 bit pattern -> IEEE half bits, round to nearest, ties to even; overflow goes to ±inf, NaN stays a quiet NaN.
+ * Integer-only so array loops can run it on a Uint32Array view without a scratch round trip per element.
+ */
+export function f16BitsFromF32Bits(b: number): number {
+  const sign = (b >>> 16) & 0x8000;
+  const a = b & 0x7fffffff;
+  if (a >= 0x38800000) {
+    // Normal half: rebias the exponent (127 -> 15) and keep 10 of 23 mantissa bits; adding 0xfff plus the kept
+    // lowest bit before the shift rounds to nearest even, and a carry out of the mantissa bumps the exponent (up to inf).
+    if (a < 0x47800000) return sign | ((a - 0x38000000 + 0xfff + ((a >>> 13) & 1)) >>> 13);
+    if (a <= 0x7f800000) return sign | 0x7c00; // too large for a half, or infinite
+    return sign | 0x7e00 | ((a & 0x7fffff) >>> 13); // NaN, kept quiet
   }
-  // Subnormal half (or zero): value in units of 2^-24 is m >> s.
-  if (exp === 0) return sign; // float32 subnormals are far below half's smallest subnormal
-  const s = 14 - e;
-  if (s > 24) return sign;
-  const m = mant | 0x800000;
+  // Subnormal half (or zero): value in units of 2^-24 is m >> s; float32 exponents below 102 underflow to zero.
+  if (a < 0x33000000) return sign;
+  const s = 126 - (a >>> 23);
+  const m = (a & 0x7fffff) | 0x800000;
   let h = m >>> s;
   const rem = m & ((1 << s) - 1);
   const half = 1 << (s - 1);
   if (rem > half || (rem === half && (h & 1))) h += 1;
   return sign | h;
+}
+
+/** float32 -> IEEE half bits, round to nearest, ties to even; overflow goes to ±inf, NaN stays a quiet NaN. */
+export function f32ToF16Bits(x: number): number {
+  f32[0] = x;
+  return f16BitsFromF32Bits(u32[0]);
 }
 
 let f16Table: Float32Array | null = null;
@@ -53,16 +55,25 @@ function halfTable(): Float32Array {
   return (f16Table = t);
 }
 
+/** The decoding table as float32 bit patterns, for loops that copy bits without a float round trip. */
+export function f16TableBits(): Uint32Array {
+  return new Uint32Array(halfTable().buffer);
+}
+
 export function f16BitsToF32(h: number): number {
   return halfTable()[h & 0xffff];
+}
+
+/** float32 bit pattern -> bfloat16 bits, round to nearest, ties to even; NaN is kept quiet. Integer-only. */
+export function bf16BitsFromF32Bits(b: number): number {
+  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 0x0040) & 0xffff;
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 /** float32 -> bfloat16 bits, round to nearest, ties to even; NaN is kept quiet. */
 export function f32ToBf16Bits(x: number): number {
   f32[0] = x;
-  const bits = u32[0];
-  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) | 0x0040) & 0xffff;
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+  return bf16BitsFromF32Bits(u32[0]);
 }
 
 export function bf16BitsToF32(b: number): number {
@@ -104,10 +115,18 @@ export function float32ToBytes(x: Float32Array, dtype: 'F32' | 'F16' | 'BF16' | 
     }
     case 'F16':
     case 'BF16': {
-      const conv = dtype === 'F16' ? f32ToF16Bits : f32ToBf16Bits;
+      // One pass over the float32 bit patterns (a Float32Array is always 4-aligned), no scratch round trip.
+      const bits = new Uint32Array(x.buffer, x.byteOffset, n);
       const out = new Uint8Array(n * 2);
+      if (LITTLE_ENDIAN) {
+        const out16 = new Uint16Array(out.buffer);
+        if (dtype === 'F16') for (let i = 0; i < n; i++) out16[i] = f16BitsFromF32Bits(bits[i]);
+        else for (let i = 0; i < n; i++) out16[i] = bf16BitsFromF32Bits(bits[i]);
+        return out;
+      }
+      const conv = dtype === 'F16' ? f16BitsFromF32Bits : bf16BitsFromF32Bits;
       for (let i = 0; i < n; i++) {
-        const h = conv(x[i]);
+        const h = conv(bits[i]);
         out[2 * i] = h & 0xff;
         out[2 * i + 1] = h >>> 8;
       }
@@ -127,7 +146,8 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array {
   const n = bytes.length / size;
   const out = new Float32Array(n);
   if (dtype === 'F32' && LITTLE_ENDIAN) {
-    out.set(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)));
+    const aligned = bytes.byteOffset % 4 === 0;
+    out.set(aligned ? new Float32Array(bytes.buffer, bytes.byteOffset, n) : new Float32Array(bytes.slice().buffer));
     return out;
   }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
@@ -135,14 +155,29 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array {
     case 'F32': for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true); break;
     case 'F64': for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true); break;
     case 'F16': {
-      const t = halfTable();
-      for (let i = 0; i < n; i++) out[i] = t[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+      if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
+        // Copy the table's bit patterns as integers: a float round trip may quiet signalling NaN payloads.
+        const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+        const tBits = f16TableBits();
+        const bits = new Uint32Array(out.buffer);
+        for (let i = 0; i < n; i++) bits[i] = tBits[h[i]];
+      } else {
+        const t = halfTable();
+        for (let i = 0; i < n; i++) out[i] = t[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+      }
       break;
     }
     case 'BF16': {
+      // bf16 is the high half of a float32: shift the 16 bits up into the float32 bit pattern.
       const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) bits[i] = (bytes[2 * i] << 16) | (bytes[2 * i + 1] << 24);
-      if (!LITTLE_ENDIAN) for (let i = 0; i < n; i++) out[i] = bf16BitsToF32(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+      if (LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
+        const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+        for (let i = 0; i < n; i++) bits[i] = h[i] << 16;
+      } else if (LITTLE_ENDIAN) {
+        for (let i = 0; i < n; i++) bits[i] = (bytes[2 * i] << 16) | (bytes[2 * i + 1] << 24);
+      } else {
+        for (let i = 0; i < n; i++) out[i] = bf16BitsToF32(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+      }
       break;
     }
     case 'I64': for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(8 * i, true)); break;
