@@ -37,6 +37,10 @@ PW_DIR="$CACHE/playwright/node_modules/playwright-core"
 
 if [[ ! -f "$STAMP" ]]; then
   mkdir -p "$CACHE"
+  # Under `npm run`, the outer npm's environment (npm_config_user_agent naming node v20, npm_lifecycle_*, ...) is
+  # inherited and read as config by the inner installs: code-server's postinstall then sees node v20 in the user
+  # agent and refuses. The inner installs start from a clean npm environment.
+  for v in $(env | grep -oE '^npm_[A-Za-z0-9_]+'); do unset "$v"; done
   npm_flags=(--no-audit --no-fund --no-save --loglevel=error)
   log "npm install $NODE_PKG"
   npm install --prefix "$CACHE/node" "${npm_flags[@]}" "$NODE_PKG" >&2
