@@ -51,7 +51,7 @@ export function checkpointDir(out: string, step: number): string {
   return path.join(out, `checkpoint-${step}`);
 }
 
-async function exists(p: string): Promise<boolean> {
+export async function exists(p: string): Promise<boolean> {
   return fs.stat(p).then(
     () => true,
     () => false,
@@ -105,12 +105,36 @@ export async function publishAdapter(checkpoint: string, out: string): Promise<v
   }
 }
 
-/** Removes staging folders left behind by a killed trainer (never a completed checkpoint). */
+/**
+ * Removes staging folders left behind by a killed trainer (never a completed checkpoint). A replaced checkpoint
+ * moved aside as `<stage>-old` is complete: if the kill came before the new folder took its name, it goes back.
+ */
 export async function removeStaleStaging(out: string): Promise<number> {
   const names = await fs.readdir(out).catch(() => [] as string[]);
   const stale = names.filter((n) => n.startsWith(stagingPrefix));
-  for (const n of stale) await fs.rm(path.join(out, n), { recursive: true, force: true });
+  for (const n of stale) {
+    const replaced = /^\.staging-checkpoint-(\d+)-.*-old$/.exec(n);
+    const target = replaced ? checkpointDir(out, Number(replaced[1])) : undefined;
+    if (target && !(await exists(target))) await fs.rename(path.join(out, n), target);
+    else await fs.rm(path.join(out, n), { recursive: true, force: true });
+  }
   return stale.length;
+}
+
+/**
+ * Keeps the metrics.jsonl lines up to `step`: a resume from an earlier checkpoint replays the later steps. A line a
+ * killed trainer left half-written is dropped rather than failing the resume.
+ */
+export async function truncateMetrics(file: string, step: number): Promise<void> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  const kept = text.split('\n').filter((l) => {
+    try {
+      return (JSON.parse(l) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await writeFileAtomic(file, kept.map((l) => l + '\n').join(''));
 }
 
 /** Completed checkpoints in `out`, sorted by step. */

@@ -55,7 +55,7 @@ export async function evaluateUuid(model: LogitsModel, tok: Decoder, pairs: Uuid
   for (let i = 0; i < pairs.length; i += batch) {
     const chunk = pairs.slice(i, i + batch);
     const prompts = chunk.map((p) => [...(tok.bosId != null ? [tok.bosId] : []), ...tok.encode(uuidPrompt(p.key))]);
-    // The value's own token count bounds the generation; one extra step lets the model emit EOS.
+    // The value's own token count bounds the generation: scoring ignores anything after it, EOS included.
     const maxNew = Math.max(...chunk.map((p) => tok.encode(p.value).length));
     const out = await greedyBatch(model, prompts, maxNew, tok.eosId);
     predictions.push(...out.map((ids) => tok.decode(ids)));

@@ -5,7 +5,7 @@ import { defaultAdapterConfig, type AdapterConfig } from '../adapters';
 import type { ModelConfig } from '../model/config';
 import type { AdapterSpec } from '../model/transformer';
 import type { TrainConfig } from '../protocol/trainer';
-import { loadRecords, tokenizeRecords, type TokenizerLike } from './data';
+import { DataError, loadRecords, tokenizeRecords, type TokenizerLike } from './data';
 import { BatchSampler } from './sampler';
 
 /** What the model builds adapters from (also the init seed, so equal seeds give equal initial adapters). */
@@ -39,7 +39,7 @@ export async function prepareData(c: TrainConfig, tok: TokenizerLike): Promise<{
   if (parsed.skipped) notes.push(`skipped ${parsed.skipped} bad lines (first: ${parsed.skippedReasons.join('; ')})`);
   if (stats.truncated) notes.push(`${stats.truncated} records were longer than --seq ${c.seq} and were truncated`);
   if (stats.dropped) notes.push(`${stats.dropped} records had no completion token within --seq ${c.seq} and were dropped`);
-  if (examples.length === 0) throw new Error(`no training sequences left from ${c.data} at --seq ${c.seq}`);
+  if (examples.length === 0) throw new DataError('empty', `no training sequences left from ${c.data} at --seq ${c.seq}: every record's completion lies beyond the first ${c.seq} tokens`);
   const pad = tok.padId ?? tok.eosId ?? 0;
   return { sampler: new BatchSampler(examples, c.batch, c.seed, pad, c.seq), notes };
 }

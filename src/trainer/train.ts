@@ -14,7 +14,6 @@ import { learningRateAt } from './schedule';
 import { TrainError, validateTrainConfig } from './errors';
 import { adapterConfigFor, adapterSpecFor, countParams, prepareData } from './setup';
 import * as ck from './checkpoint';
-import { writeFileAtomic } from '../util/atomic';
 
 export interface TrainHooks {
   emit(msg: TrainerToHost): void;
@@ -34,20 +33,6 @@ export interface TrainResult {
   trainableParams: number;
 }
 
-async function hasFile(p: string): Promise<boolean> {
-  return fs.stat(p).then(
-    () => true,
-    () => false,
-  );
-}
-
-/** Keeps metrics.jsonl lines up to `step` (a resume from an earlier checkpoint replays the later steps). */
-async function truncateMetrics(file: string, step: number): Promise<void> {
-  const text = await fs.readFile(file, 'utf8').catch(() => '');
-  const kept = text.split('\n').filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
-  await writeFileAtomic(file, kept.map((l) => l + '\n').join(''));
-}
-
 export async function runTraining(c: TrainConfig, hooks: TrainHooks): Promise<TrainResult> {
   validateTrainConfig(c);
   const log = (message: string, level: 'info' | 'warn' = 'info') => hooks.emit({ type: 'train/log', level, message });
@@ -56,7 +41,7 @@ export async function runTraining(c: TrainConfig, hooks: TrainHooks): Promise<Tr
 
   const out = path.resolve(c.out);
   const metricsFile = path.join(out, 'metrics.jsonl');
-  if (!c.resume && ((await ck.listCheckpoints(out)).length > 0 || (await hasFile(path.join(out, 'adapter_config.json'))))) {
+  if (!c.resume && ((await ck.listCheckpoints(out)).length > 0 || (await ck.exists(path.join(out, 'adapter_config.json'))))) {
     throw new TrainError('out-exists', `${out} already holds a training run; pass --resume ${out} to continue it or choose another --out`);
   }
   const modelConfig = await readModelConfig(c.model);
@@ -92,7 +77,7 @@ export async function runTraining(c: TrainConfig, hooks: TrainHooks): Promise<Tr
       step = saved.state.step;
       micro = saved.state.microBatches;
       lastLoss = saved.state.lastLoss;
-      await truncateMetrics(metricsFile, step);
+      await ck.truncateMetrics(metricsFile, step);
       log(`resumed from ${dir} at step ${step}`);
     }
 

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { DataError, IGNORE, instructionPrompt, loadRecords, parseJsonl, tokenizeRecords, type TokenizerLike } from '../../src/trainer/data';
 import { BatchSampler } from '../../src/trainer/sampler';
+import { prepareData } from '../../src/trainer/setup';
+import { trainDefaults } from '../../src/model/trainingConfig';
 
 // A character tokenizer: id = char code + 3 (0 pad, 1 bos, 2 eos), so expected ids can be written by hand.
 const tok: TokenizerLike & { encode(s: string): number[] } = {
@@ -75,7 +77,7 @@ test('tokenization masks the prompt: labels are shifted targets of completion to
 
 test('tokenization: long plain text is chunked into windows, long completions are truncated and counted', () => {
   const { examples } = tokenizeRecords([{ prompt: '', completion: 'abcdefg', source: 't', chunkable: true }], tok, 4);
-  // tokens [bos a b c d e f g eos] (9) → windows of 4 positions starting at 0, 4 (and a last of one position).
+  // tokens [bos a b c d e f g eos] (9) → windows of 4 positions starting at 0 and 4; the next start, 8, has no target left.
   assert.deepEqual(examples.map((e) => e.ids.length), [4, 4]);
   assert.deepEqual(examples[1].ids, [c('d'), c('e'), c('f'), c('g')]);
   assert.deepEqual(examples[1].labels, [c('e'), c('f'), c('g'), 2]);
@@ -101,4 +103,18 @@ test('BatchSampler: padded fixed-shape batches, every example once per epoch, a 
   const row = Array.from(b.labels.slice(0, 5));
   const len = examples[s.indices(0)[0]].ids.length;
   assert.deepEqual(row.slice(len), new Array(5 - len).fill(IGNORE));
+});
+
+test('prepareData: records whose completion all lies beyond --seq are a DataError, not a bare Error', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mora-data-'));
+  try {
+    const file = path.join(dir, 'long.jsonl');
+    writeFileSync(file, '{"prompt":"a long prompt","completion":"z"}\n');
+    const c = { ...trainDefaults, model: 'm', out: 'o', data: file, seq: 4 };
+    await assert.rejects(prepareData(c, tok), (e: unknown) => e instanceof DataError && e.kind === 'empty' && /--seq 4/.test(e.message));
+    const ok = await prepareData({ ...c, seq: 32 }, tok);
+    assert.equal(ok.sampler.seqLen, 1 + 'a long prompt'.length + 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
