@@ -1,13 +1,10 @@
 // The Model view: open a model (headers only), tick target modules, apply presets, and keep the selection in
 // the workspace's mora.json. Every command takes arguments so the integration tests can drive it without UI.
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { ModelWeights } from '../src/safetensors';
 import {
-  buildModuleTree,
   isPresetId,
-  linearModules,
+  openModuleTree,
   presets,
   presetSelection,
   sameTypeInAllLayers,
@@ -23,7 +20,7 @@ import {
 import { relativeToWorkspace, type MoraJson } from '../src/model/trainingConfig';
 import { calledProgrammatically, toFsPath, withErrorReport } from './args';
 import { configBaseDir, readMoraJson, updateMoraJson, watchMoraJson } from './moraJsonFile';
-import { ModelTreeProvider, type LoadedModel, type ModelTreeNode } from './modelTreeProvider';
+import { ModelTreeProvider, type ModelTreeNode } from './modelTreeProvider';
 
 /** What mora.openModel and mora.describeModelTree return. */
 export interface ModelTreeSnapshot {
@@ -35,19 +32,6 @@ export interface ModelTreeSnapshot {
   targets: string[];
   spec: MethodSpec;
   summary: SelectionSummary | undefined;
-}
-
-/** Reads only the headers of a model folder, a .safetensors file or a *.safetensors.index.json. */
-export async function loadModel(p: string): Promise<LoadedModel> {
-  const weights = await ModelWeights.open(p);
-  try {
-    const root = buildModuleTree(weights.names().map((n) => [n, weights.info(n)]));
-    const stat = await fs.stat(p);
-    const dir = stat.isFile() && p.endsWith('.index.json') ? path.dirname(p) : p;
-    return { dir, root, linear: linearModules(root) };
-  } finally {
-    await weights.close();
-  }
 }
 
 /** PEFT target_modules for mora.json; an empty selection removes the key (mora.json never holds an empty list). */
@@ -134,7 +118,7 @@ export function registerModelTree(ctx: vscode.ExtensionContext): vscode.Disposab
       p = picked?.[0]?.fsPath;
       if (!p) return undefined;
     }
-    const model = await loadModel(p);
+    const model = await openModuleTree(p);
     provider.model = model;
     const { json } = await readMoraJson();
     const sameModel = json.model !== undefined && path.resolve(configBaseDir(), json.model) === path.resolve(model.dir);

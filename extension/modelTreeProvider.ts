@@ -2,23 +2,20 @@
 // target selection, and a summary item with the trainable-parameter count for the chosen method and r.
 import * as vscode from 'vscode';
 import {
+  findNode,
   formatCount,
   isLayerStack,
   linearModules,
   moduleTrainableParams,
   summarizeSelection,
-  type LinearInfo,
   type MethodSpec,
   type ModuleNode,
+  type OpenedModuleTree,
 } from '../src/model/moduleTree';
 import { moraRank } from '../src/adapters';
 
-export interface LoadedModel {
-  /** The model folder (or the single .safetensors file) that was opened. */
-  dir: string;
-  root: ModuleNode;
-  linear: LinearInfo[];
-}
+/** The model folder (or the lone .safetensors file) that was opened, with its module tree. */
+export type LoadedModel = OpenedModuleTree;
 
 /** The synthetic first row of the tree. */
 export interface SummaryNode {
@@ -63,14 +60,9 @@ export class ModelTreeProvider implements vscode.TreeDataProvider<ModelTreeNode>
     return this.findByPath(parentPath);
   }
 
+  /** The node at a dotted path; the root ('') is no module of its own. */
   findByPath(p: string): ModuleNode | undefined {
-    let node: ModuleNode | undefined = this.model?.root;
-    let prefix = '';
-    for (const seg of p.split('.')) {
-      prefix = prefix ? `${prefix}.${seg}` : seg;
-      node = node?.children.find((c) => c.path === prefix);
-    }
-    return node;
+    return this.model && p !== '' ? findNode(this.model.root, p) : undefined;
   }
 
   getTreeItem(node: ModelTreeNode): vscode.TreeItem {

@@ -55,15 +55,15 @@ export async function readMoraJson(): Promise<MoraJsonRead> {
   return { json, problems, exists: true };
 }
 
-/**
- * Merges `patch` into mora.json (undefined values delete keys) and writes it atomically. Refuses to touch a file
- * that is not valid JSON, so a half-typed hand edit is never lost.
- */
 /** The text of our own last write: the watcher ignores events whose file content is exactly that. */
 let lastWrittenText: string | undefined;
 /** Updates are chained so two quick selection changes cannot interleave their read-modify-write. */
 let updateChain: Promise<unknown> = Promise.resolve();
 
+/**
+ * Merges `patch` into mora.json (undefined values delete keys) and writes it atomically. Refuses to touch a file
+ * that is not valid JSON, so a half-typed hand edit is never lost.
+ */
 export function updateMoraJson(patch: Partial<MoraJson>): Promise<MoraJson> {
   const next = updateChain.then(() => applyMoraJsonPatch(patch));
   updateChain = next.catch(() => undefined);

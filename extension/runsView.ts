@@ -13,13 +13,17 @@ const icons: Record<RunRecord['state'], string> = {
   failed: 'error',
 };
 
-class RunsProvider implements vscode.TreeDataProvider<RunRecord> {
+class RunsProvider implements vscode.TreeDataProvider<RunRecord>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   constructor(private readonly store: RunStore) {}
 
   refresh(): void {
     this.changed.fire(undefined);
+  }
+
+  dispose(): void {
+    this.changed.dispose();
   }
 
   getChildren(el?: RunRecord): RunRecord[] {
@@ -64,6 +68,7 @@ export function registerRunsView(ctx: vscode.ExtensionContext): vscode.Disposabl
   };
   return vscode.Disposable.from(
     view,
+    provider,
     store.onDidChange(() => provider.refresh()),
     // Each takes (run?: runId | Runs view element); without one, the live or newest run.
     vscode.commands.registerCommand('mora.inspectRun', (run?: unknown) =>

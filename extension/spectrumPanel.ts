@@ -198,16 +198,21 @@ export class SpectrumPanel {
       case 'spectrum/exportCsv': {
         const done = this.reports.filter((r): r is SpectrumReportView => r !== null);
         if (done.length === 0) return void vscode.window.showWarningMessage('MoRA: no finished spectrum to export yet');
-        const to = await vscode.window.showSaveDialog({ filters: { CSV: ['csv'] }, saveLabel: 'Export spectrum CSV' });
+        const to = await vscode.window.showSaveDialog({ filters: { CSV: ['csv'] }, saveLabel: 'Export spectrum CSV', defaultUri: this.exportUri('spectrum.csv') });
         if (to) await writeFileAtomic(to.fsPath, spectrumCsv(done));
         return;
       }
       case 'spectrum/exportPng': {
-        const to = await vscode.window.showSaveDialog({ filters: { PNG: ['png'] }, defaultUri: vscode.Uri.file(`${m.name}.png`) });
+        const to = await vscode.window.showSaveDialog({ filters: { PNG: ['png'] }, defaultUri: this.exportUri(`${m.name}.png`) });
         if (to) await writeFileAtomic(to.fsPath, Buffer.from(m.dataUrl.slice(m.dataUrl.indexOf(',') + 1), 'base64'));
         return;
       }
     }
+  }
+
+  /** Exports are suggested next to the (first) adapter folder; a bare file name would land in the process's cwd or /. */
+  private exportUri(file: string): vscode.Uri {
+    return vscode.Uri.file(path.join(path.dirname(this.state.adapters[0]), file));
   }
 
   private html(): string {

@@ -1,7 +1,10 @@
 // The module tree of a model, built from safetensors header entries only (names, dtypes, shapes; no weights),
 // plus the pure logic behind the Model view: which modules are trainable linear layers, target presets,
 // "same module type in all layers", PEFT target_modules round trips and trainable-parameter counts.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { matchesTarget, moraRank } from '../adapters';
+import { ModelWeights } from '../safetensors';
 import type { AdapterMethod } from '../protocol/trainer';
 
 /** The header facts the tree needs about one tensor. */
@@ -110,6 +113,33 @@ export function buildModuleTree(tensors: Iterable<[string, TensorMeta]>): Module
   };
   finish(root);
   return root;
+}
+
+/** An opened model: the folder training should use (or the lone weights file), its tree and linear modules. */
+export interface OpenedModuleTree {
+  dir: string;
+  root: ModuleNode;
+  linear: LinearInfo[];
+}
+
+/**
+ * Reads only the headers of a model folder, a .safetensors file or a *.safetensors.index.json. A weights file next
+ * to a config.json stands for its folder: training needs the folder, and one shard alone is only part of the model.
+ */
+export async function openModuleTree(p: string): Promise<OpenedModuleTree> {
+  const folder = path.dirname(p);
+  const isFile = (await fs.stat(p).catch(() => null))?.isFile() ?? false;
+  const hasConfig = (): Promise<boolean> => fs.stat(path.join(folder, 'config.json')).then(() => true, () => false);
+  // A folder whose weights do not open as one model (several unrelated files) falls back to the file itself.
+  const asFolder = isFile && p.endsWith('.safetensors') && (await hasConfig()) ? await ModelWeights.open(folder).catch(() => null) : null;
+  const weights = asFolder ?? (await ModelWeights.open(p));
+  try {
+    const root = buildModuleTree(weights.names().map((n) => [n, weights.info(n)]));
+    const dir = asFolder || (isFile && p.endsWith('.index.json')) ? folder : p;
+    return { dir, root, linear: linearModules(root) };
+  } finally {
+    await weights.close();
+  }
 }
 
 /** Every linear module below `node`, in tree order. */

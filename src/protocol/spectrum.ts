@@ -69,7 +69,7 @@ export interface SpectrumPanelState {
   /** Base model folder per adapter ('' when none). */
   bases: string[];
   view: 'spectrum' | 'overlay' | 'heatmap' | 'table';
-  /** Module paths picked for the overlay chart. */
+  /** Layers picked for the overlay chart, as strings ('0', '12'; 'null' for modules outside numbered layers). */
   overlay: string[];
   /** Module shown in the single-spectrum view. */
   selected: string | null;
@@ -108,6 +108,7 @@ const views = ['spectrum', 'overlay', 'heatmap', 'table'] as const;
 /** PNG exports are capped so a hostile or buggy webview cannot make the host buffer arbitrary amounts. */
 export const MAX_PNG_DATA_URL = 16 * 1024 * 1024;
 const PNG_PREFIX = 'data:image/png;base64,';
+const MAX_OVERLAY = 1024;
 
 export function isSpectrumPanelState(x: unknown): x is SpectrumPanelState {
   return (
@@ -121,7 +122,9 @@ export function isSpectrumPanelState(x: unknown): x is SpectrumPanelState {
     x.bases.every((b) => isStr(b)) &&
     views.includes(x.view as (typeof views)[number]) &&
     Array.isArray(x.overlay) &&
-    x.overlay.length <= 64 &&
+    // Every layer of the deepest models (LLaMA-2-70B has 80) may be ticked; a state over the cap would close the
+    // panel on reload.
+    x.overlay.length <= MAX_OVERLAY &&
     x.overlay.every((p) => isStr(p, 512)) &&
     (x.selected === null || isStr(x.selected, 512))
   );

@@ -23,7 +23,10 @@ const defaultInclude = (name: string): boolean => name.endsWith('.weight') && !/
 export async function analyzeFullFinetune(baseDir: string, ftDir: string, opts: FullFinetuneOptions = {}): Promise<SpectrumReport> {
   const t0 = performance.now();
   const base = await ModelWeights.open(baseDir);
-  const ft = await ModelWeights.open(ftDir);
+  const ft = await ModelWeights.open(ftDir).catch(async (err: unknown) => {
+    await base.close();
+    throw err;
+  });
   try {
     const include = opts.include ?? defaultInclude;
     const names = ft
@@ -44,9 +47,11 @@ export async function analyzeFullFinetune(baseDir: string, ftDir: string, opts: 
       const dW = difference(await ft.readFloat32(n), await base.readFloat32(n));
       const top = randomizedSvd(dW, rows, cols, opts.k ?? 32);
       const metrics = spectrumMetrics(top.s, { rows, cols, topK: opts.topK, threshold: opts.threshold, rankTol: top.residual });
-      // Norm-based metrics use the exact ‖ΔW‖_F, not the truncated spectrum.
+      // Norm-based metrics use the exact ‖ΔW‖_F: over the truncated spectrum the top-k would look like all the energy.
+      const f2 = top.frobenius * top.frobenius;
       metrics.frobenius = top.frobenius;
-      metrics.stableRank = top.s[0] > 0 ? (top.frobenius * top.frobenius) / (top.s[0] * top.s[0]) : 0;
+      metrics.stableRank = top.s[0] > 0 ? f2 / (top.s[0] * top.s[0]) : 0;
+      metrics.energyTopK = f2 > 0 ? top.s.subarray(0, metrics.topK).reduce((e, x) => e + x * x, 0) / f2 : 0;
       modules.push({
         path,
         layer,

@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { makeTinyModel } from '../../src/model/tinyModel';
 import {
   buildModuleTree,
   findNode,
@@ -8,6 +12,7 @@ import {
   linearModules,
   moduleTrainableParams,
   moduleTypeKey,
+  openModuleTree,
   presetSelection,
   sameTypeInAllLayers,
   selectionToTargets,
@@ -179,4 +184,27 @@ test('trainable parameter counts: MoRA r̂² per module, LoRA (in+out)·r, exact
 
 test('formatCount', () => {
   assert.deepEqual([formatCount(999), formatCount(12345), formatCount(1234567), formatCount(7.6e9)], ['999', '12.3K', '1.23M', '7.60B']);
+});
+
+test('openModuleTree: a weights file in a model folder opens the folder; a lone file stays a file', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'mora-tree-'));
+  try {
+    const dir = path.join(root, 'tiny');
+    await makeTinyModel(dir, { arch: 'llama', hidden: 16, layers: 2, heads: 2, seed: 3 });
+    const fromDir = await openModuleTree(dir);
+    const fromFile = await openModuleTree(path.join(dir, 'model.safetensors'));
+    // Training reads config.json and the tokenizer from the folder, so the folder is what mora.json records.
+    assert.equal(fromFile.dir, dir);
+    assert.equal(fromDir.dir, dir);
+    assert.deepEqual(fromFile.linear, fromDir.linear);
+    assert.equal(fromDir.linear.length, 14); // 2 layers × q, k, v, o, gate, up, down
+    const lone = path.join(root, 'loose');
+    mkdirSync(lone);
+    copyFileSync(path.join(dir, 'model.safetensors'), path.join(lone, 'weights.safetensors'));
+    const fromLone = await openModuleTree(path.join(lone, 'weights.safetensors'));
+    assert.equal(fromLone.dir, path.join(lone, 'weights.safetensors'));
+    assert.equal(fromLone.linear.length, 14);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

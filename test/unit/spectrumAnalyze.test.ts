@@ -156,3 +156,23 @@ test('full fine-tune: ΔW = W_ft − W_base of a rank-2 change gives two σ matc
     assert.equal(m.metrics.countAbove, d.filter((x) => x > 0.1).length);
   }
 });
+
+test('full fine-tune of a full-rank ΔW: energy of the top-k is a share of the exact ‖ΔW‖_F², not of the top-k sketch', async () => {
+  const base = await ModelWeights.open(path.join(root, 'base'));
+  const p = 'model.layers.0.mlp.up_proj';
+  const [out, inF] = SHAPES[p];
+  const W = await base.readFloat32(`${p}.weight`);
+  await base.close();
+  const ft = Float32Array.from(W, (w) => w + randn(rnd)); // Gaussian noise: every σ carries energy
+  mkdirSync(path.join(root, 'ft-noise'), { recursive: true });
+  await writeSafetensors(path.join(root, 'ft-noise', 'model.safetensors'), [
+    { name: `${p}.weight`, dtype: 'F32', shape: [out, inF], data: float32ToBytes(ft, 'F32') },
+  ]);
+  const r = await analyzeFullFinetune(path.join(root, 'base'), path.join(root, 'ft-noise'), { k: 4, topK: 2 });
+  const d = singularValues(Float64Array.from(ft, (x, i) => x - W[i]), out, inF);
+  const all = d.reduce((s, x) => s + x * x, 0);
+  const m = r.modules[0].metrics;
+  // Top-2 σ of the randomized path are within 1e-2 relative of the dense ones for this flat spectrum at k = 4.
+  assert.ok(Math.abs(m.energyTopK - (d[0] * d[0] + d[1] * d[1]) / all) < 0.02, `energy ${m.energyTopK}`);
+  assert.ok(m.energyTopK < 0.5, `a flat 24-value spectrum puts far less than half its energy in 2 σ, got ${m.energyTopK}`);
+});

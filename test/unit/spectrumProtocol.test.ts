@@ -36,6 +36,9 @@ test('webview → host: well-formed messages pass, malformed ones are rejected',
   ];
   for (const b of bad) assert.equal(isSpectrumToHost(b), false, JSON.stringify(b)?.slice(0, 120));
   assert.equal(isSpectrumPanelState({ ...state, selected: 3 }), false);
+  // All 80 layers of a LLaMA-2-70B adapter ticked in the overlay is a state the panel must survive a reload with.
+  assert.ok(isSpectrumPanelState({ ...state, overlay: Array.from({ length: 80 }, (_, i) => String(i)) }));
+  assert.equal(isSpectrumPanelState({ ...state, overlay: Array.from({ length: 1025 }, (_, i) => String(i)) }), false);
 });
 
 const report: SpectrumReportView = {

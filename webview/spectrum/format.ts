@@ -44,13 +44,7 @@ export function seriesColors(): string[] {
   ];
 }
 
-/** Creates an element with a class and optional text. */
-export function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
+export { el } from '../dom';
 
 /** Creates a webview-ui-toolkit custom element (vscode-button, vscode-dropdown, …). */
 export function tk(tag: `vscode-${string}`, text?: string): HTMLElement {

@@ -1,6 +1,7 @@
 // The training panel's page: header (run, model, method), stat tiles, live chart, action buttons and log tail.
 // It only renders what the host sends and posts back button presses; every inbound message is validated.
 import { isHostToTraining, type HostToTraining, type ProgressPoint, type RunSummary, type TrainingToHost } from '../../src/protocol/training';
+import { el } from '../dom';
 import { LossChart } from './chart';
 
 interface VsCodeApi {
@@ -10,13 +11,6 @@ interface VsCodeApi {
 declare function acquireVsCodeApi(): VsCodeApi;
 
 const maxLogLines = 300;
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 export function formatEta(sec: number): string {
   if (!Number.isFinite(sec) || sec < 0) return '—';
