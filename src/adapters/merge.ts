@@ -8,12 +8,12 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
-  bytesToFloat32, dtypeSize, ModelWeights, numel, type Dtype,
+  bytesToFloat32, dtypeSize, ModelWeights, numel, safetensorsOrder, type Dtype,
 } from '../safetensors';
 import { writeDirAtomic } from '../util/atomic';
 import { MergeError } from './mergeError';
 import {
-  checkArchitecture, checkOutputNotInput, copySideFiles, shardOrder, TensorReader, writeAt, writeIndex, writeShard, type ShardTensor,
+  checkArchitecture, checkOutputNotInput, copySideFiles, TensorReader, writeAt, writeIndex, writeShard, type ShardTensor,
 } from './mergeFiles';
 import { asMergeError, planMerge, type MergeMethod, type MergePlan, type MergeSource, type OutputDtype, type TensorPlan } from './mergePlan';
 import { convertBytes, encodeChecked, mergeTensorBytes, mergeTensorF32 } from './mergeTensor';
@@ -290,7 +290,7 @@ async function rewriteShard(ctx: ShardContext): Promise<void> {
   }));
   // Read ahead in the order the shard is written.
   const byName = new Map(ctx.tensors.map((t) => [t.name, t]));
-  const reader = new TensorReader(ctx.weights, shardOrder(tensors).map((w) => byName.get(w.name)!), ctx.holdBytes);
+  const reader = new TensorReader(ctx.weights, safetensorsOrder(tensors).map((w) => byName.get(w.name)!), ctx.holdBytes);
   try {
     await writeShard(ctx.target, tensors, ctx.weights.file(ctx.shard).header.metadata);
   } finally {

@@ -2,7 +2,7 @@
 // the shard index, and the architecture check against the adapter's recorded base model.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { dtypeRank, SafetensorsError, type Dtype, type ModelWeights, type SafetensorsIndex } from '../safetensors';
+import { encodeHeader, readFully, safetensorsOrder, type Dtype, type ModelWeights, type SafetensorsIndex } from '../safetensors';
 import { MergeError } from './mergeError';
 import type { OutputDtype, TensorPlan } from './mergePlan';
 import type { Adapter } from './peftAdapter';
@@ -105,7 +105,9 @@ export async function checkArchitecture(baseDir: string, adapter: Adapter): Prom
 export function checkOutputNotInput(out: string, inputs: string[]): void {
   for (const input of inputs) {
     const rel = path.relative(path.resolve(out), path.resolve(input));
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    // A child named '..x' is inside too: only a first segment of exactly '..' climbs out.
+    const outside = rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel);
+    if (!outside) {
       throw new MergeError('OutputIsInput', `output ${out} would replace the input ${input}`);
     }
   }
@@ -172,12 +174,7 @@ export class TensorReader {
     let fh = this.handles.get(t.shard);
     if (!fh) this.handles.set(t.shard, (fh = fs.open(file.path, 'r')));
     const handle = await fh;
-    const position = file.header.dataStart + start;
-    for (let done = 0; done < size; ) {
-      const { bytesRead } = await handle.read(out, done, Math.min(1 << 30, size - done), position + done);
-      if (bytesRead === 0) throw new SafetensorsError('ReadFailed', `${file.path}: file ended at byte ${position + done} while reading`);
-      done += bytesRead;
-    }
+    await readFully(handle, out, file.header.dataStart + start, file.path);
     return out;
   }
 
@@ -208,25 +205,13 @@ export interface ShardTensor {
 }
 
 /**
- * Streams one output shard into the merge's temp folder, byte-identical to writeSafetensors (same layout rules:
- * tensors by dtype alignment rank descending then name, `__metadata__` first with format "pt", JSON space-padded
- * to a multiple of 8). Unlike writeSafetensors it does not fsync each shard: the whole folder appears by one rename,
+ * Streams one output shard into the merge's temp folder, byte-identical to writeSafetensors (its safetensorsOrder
+ * and encodeHeader). Unlike writeSafetensors it does not fsync each shard: the whole folder appears by one rename,
  * as on the dtype-keeping path. Each tensor's write overlaps with the next tensor's provider.
  */
 export async function writeShard(file: string, tensors: ShardTensor[], metadata: Record<string, string> | null): Promise<void> {
-  const order = shardOrder(tensors);
-  const { format: _ignored, ...rest } = metadata ?? {};
-  const entries: [string, unknown][] = [['__metadata__', Object.fromEntries([['format', 'pt'], ...Object.entries(rest)])]];
-  let offset = 0;
-  for (const t of order) {
-    entries.push([t.name, { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes] }]);
-    offset += t.bytes;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(Object.fromEntries(entries)));
-  const n = Math.ceil(json.length / 8) * 8;
-  const header = new Uint8Array(8 + n).fill(0x20, 8 + json.length);
-  new DataView(header.buffer).setBigUint64(0, BigInt(n), true);
-  header.set(json, 8);
+  const order = safetensorsOrder(tensors);
+  const header = encodeHeader(order, metadata);
   const fh = await fs.open(file, 'wx');
   let writing: Promise<void> = Promise.resolve();
   try {
@@ -245,9 +230,4 @@ export async function writeShard(file: string, tensors: ShardTensor[], metadata:
     await writing.catch(() => undefined);
     await fh.close();
   }
-}
-
-/** writeSafetensors' tensor order: dtype alignment rank descending, then name. */
-export function shardOrder<T extends { name: string; dtype: Dtype }>(tensors: T[]): T[] {
-  return [...tensors].sort((a, b) => dtypeRank(b.dtype) - dtypeRank(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -4,8 +4,7 @@
 //
 // Each kernel repeats the arithmetic of loraDeltaW / moraDeltaW operation for operation (same float64 accumulation
 // order, same float32 rounding points), so the rows are bit-identical to the rows of those matrices.
-import { moraChunks, moraRopeTables } from './mora';
-import { kthLargestAbsBits } from './ties';
+import { moraChunks, moraRopeTables, moraSharingCore } from './mora';
 
 /** Rows of one adapter's ΔW in the nn.Linear orientation [out, in]. */
 export interface DeltaRows {
@@ -137,16 +136,8 @@ export class Mora1Rows implements DeltaRows {
   private readonly views: Float32Array[] = [];
 
   constructor(M: Float32Array, private readonly rHat: number, readonly inF: number, readonly outF: number) {
-    const L = moraChunks(inF, rHat) * rHat;
-    const core = new Float64Array(rHat * inF);
-    // Padded position p feeds column p % in through M's column p % r̂.
-    for (let p = 0; p < L; p++) {
-      const col = p % inF;
-      const k = p % rHat;
-      for (let a = 0; a < rHat; a++) core[a * inF + col] += M[a * rHat + k];
-    }
     const rows = Math.min(outF, rHat);
-    const core32 = Float32Array.from(core.subarray(0, rows * inF));
+    const core32 = Float32Array.from(moraSharingCore(M, rHat, inF).subarray(0, rows * inF));
     for (let a = 0; a < rows; a++) this.views.push(core32.subarray(a * inF, (a + 1) * inF));
   }
 
@@ -275,31 +266,4 @@ function tiesOne(deltas: Float32Array[], weights: number[], j: number): number {
     }
   }
   return sum / Math.max(1, count);
-}
-
-/**
- * PEFT's magnitude pruning, exactly as ties.ts magnitudePrune (keep the k = floor(density·n) largest |x|, ties at the
- * threshold kept in index order, the rest set to +0), with branch-free passes for the random-sign common case.
- */
-export function pruneTopK(t: Float32Array, density: number): void {
-  if (density >= 1) return;
-  const k = Math.floor(density * t.length);
-  if (k === 0) {
-    t.fill(0);
-    return;
-  }
-  const threshold = kthLargestAbsBits(t, k);
-  const bits = new Uint32Array(t.buffer, t.byteOffset, t.length);
-  let above = 0;
-  for (let i = 0; i < bits.length; i++) above += +((bits[i] & 0x7fffffff) > threshold);
-  let equalBudget = k - above;
-  for (let i = 0; i < bits.length; i++) {
-    const a = bits[i] & 0x7fffffff;
-    if (a === threshold) {
-      if (equalBudget > 0) equalBudget--;
-      else bits[i] = 0;
-    } else {
-      bits[i] &= -+(a > threshold);
-    }
-  }
 }

@@ -109,10 +109,13 @@ function planReplacements(
       if (sources.length > 1) {
         throw new MergeError('UnsupportedCombination', `${s.adapter.dir}: saved full tensors (${savedName}) cannot be combined with other adapters`);
       }
-      // Same prefix tolerance as module weights: resolve '<name minus its last segment>' with the suffix swapped in.
-      const dot = savedName.lastIndexOf('.');
-      const suffix = savedName.slice(dot + 1);
-      const name = resolveBaseWeightName(savedName.slice(0, dot), (n) => nameSet.has(`${n.slice(0, -'weight'.length)}${suffix}`))
+      // PEFT saves a targeted layer's trained bias under the wrapper's `<module>.base_layer.bias`; merge_and_unload
+      // unwraps the layer, so it lands on `<module>.bias`. Then the same prefix tolerance as module weights applies:
+      // resolve '<name minus its last segment>' with the suffix swapped in.
+      const unwrapped = savedName.replace(/\.base_layer(?=\.)/g, '');
+      const dot = unwrapped.lastIndexOf('.');
+      const suffix = unwrapped.slice(dot + 1);
+      const name = resolveBaseWeightName(unwrapped.slice(0, dot), (n) => nameSet.has(`${n.slice(0, -'weight'.length)}${suffix}`))
         ?.replace(/weight$/, suffix);
       if (dot <= 0 || name === undefined) {
         throw new MergeError('MissingTargetTensor', `${s.adapter.dir}: saved tensor ${savedName} has no counterpart in the base model`);

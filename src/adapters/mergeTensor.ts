@@ -4,9 +4,9 @@ import { bytesToFloat32, dtypeSize, float32ToBytes, type Dtype } from '../safete
 import { checkModule, deltaWeight, mergeWeight, type AdapterModule } from './deltaWeight';
 import { MergeError } from './mergeError';
 import { floatDtype, RowCodec } from './mergeCodec';
-import { LoraRows, materialize, Mora1Rows, Mora6Rows, pruneTopK, tiesRow, type DeltaRows } from './mergeKernels';
+import { LoraRows, materialize, Mora1Rows, Mora6Rows, tiesRow, type DeltaRows } from './mergeKernels';
 import { asMergeError, type MergePlan, type MergeSource, type TensorPlan } from './mergePlan';
-import { tiesCombine } from './ties';
+import { magnitudePrune, tiesCombine } from './ties';
 import { moduleScaling } from './targets';
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -166,7 +166,7 @@ export function mergeTensorBytes(
   if (plan.method === 'ties') {
     // TIES trims each task tensor to its global top-k magnitudes, so those must exist whole.
     const deltas = rows.map(materialize);
-    for (const d of deltas) pruneTopK(d, plan.density);
+    for (const d of deltas) magnitudePrune(d, plan.density);
     for (let o = 0; o < outF; o++) {
       tiesRow(deltas, weights, o * inF, inF, acc);
       codec.finish(acc, 0, o * inF, inF);

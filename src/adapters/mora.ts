@@ -167,6 +167,21 @@ export function moraApply(
 }
 
 /**
+ * Type 1's ΔW before tiling, the "core" [r̂, in] in float64: padded position p feeds column p % in through M's
+ * column p % r̂ (the reference's `w[:, i % in_f] += aw[:, i % r]` loop). Row o of ΔW is core row o % r̂.
+ */
+export function moraSharingCore(M: Float32Array, rHat: number, inF: number): Float64Array {
+  const L = moraChunks(inF, rHat) * rHat;
+  const core = new Float64Array(rHat * inF);
+  for (let p = 0; p < L; p++) {
+    const col = p % inF;
+    const k = p % rHat;
+    for (let a = 0; a < rHat; a++) core[a * inF + col] += M[a * rHat + k];
+  }
+  return core;
+}
+
+/**
  * ΔW [out, in] of the same operator, built directly (the reference applies the operator to an identity matrix).
  * Row o of ΔW is row (o % produced) of the "core" matrix, where produced = r̂ (type 1) or chunks·r̂ (type 6).
  */
@@ -177,18 +192,8 @@ export function moraDeltaW(M: Float32Array, rHat: number, inF: number, outF: num
   const dW = new Float32Array(outF * inF);
   let produced: number;
   if (type === 1) {
-    // core [r̂, in]: padded position p feeds column p % in through M's column p % r̂.
     produced = rHat;
-    const core = new Float64Array(rHat * inF);
-    for (let p = 0; p < L; p++) {
-      const col = p % inF;
-      const k = p % rHat;
-      for (let a = 0; a < rHat; a++) core[a * inF + col] += M[a * rHat + k];
-    }
-    const rowsNeeded = Math.min(outF, rHat);
-    for (let a = 0; a < rowsNeeded; a++) {
-      for (let c = 0; c < inF; c++) dW[a * inF + c] = core[a * inF + c];
-    }
+    dW.set(moraSharingCore(M, rHat, inF).subarray(0, Math.min(outF, rHat) * inF));
   } else {
     // core [chunks·r̂, in], block-diagonal in padded coordinates: block c = M·R_c, where R_c rotates chunk c.
     // (M·R_c)[a, j] = M[a,j]·cos + M[a,j+h]·sin for j < h, and M[a,j]·cos − M[a,j−h]·sin for j ≥ h.

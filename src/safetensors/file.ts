@@ -6,7 +6,8 @@ import { bytesToFloat32 } from './convert';
 // Node caps one read at 2 GiB; larger tensors are read in pieces into the same buffer.
 const MAX_READ = 1 << 30;
 
-async function readFully(fh: fs.FileHandle, out: Uint8Array, position: number, path: string): Promise<void> {
+/** Fills `out` from `position` with positioned reads; a file that ends early is a ReadFailed error naming `path`. */
+export async function readFully(fh: fs.FileHandle, out: Uint8Array, position: number, path: string): Promise<void> {
   let done = 0;
   while (done < out.length) {
     const len = Math.min(MAX_READ, out.length - done);

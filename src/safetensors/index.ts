@@ -7,6 +7,8 @@ export {
 export {
   MAX_HEADER_SIZE, parseHeaderBytes, parseHeaderJson, parseHeaderLength, type SafetensorsHeader, type TensorInfo,
 } from './header';
-export { SafetensorsFile, readHeader } from './file';
+export { SafetensorsFile, readFully, readHeader } from './file';
 export { INDEX_FILE, ModelWeights, SINGLE_FILE, parseIndex, type SafetensorsIndex } from './sharded';
-export { serializeSafetensors, writeSafetensors, type TensorBytes, type TensorToWrite } from './writer';
+export {
+  encodeHeader, safetensorsOrder, serializeSafetensors, writeSafetensors, type TensorBytes, type TensorToWrite,
+} from './writer';

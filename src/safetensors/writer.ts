@@ -26,11 +26,7 @@ interface Plan<T> {
   dataSize: number;
 }
 
-/**
- * Validates the request and lays out the file: tensors sorted by dtype alignment descending (the reference's dtype
- * order, so wider types come first and every tensor stays aligned), then by name; `__metadata__` first with
- * format "pt"; JSON padded with spaces to a multiple of 8 so the data buffer starts 8-aligned.
- */
+/** Validates the request and lays out the file (safetensorsOrder, encodeHeader). */
 function plan<T extends { name: string; dtype: Dtype; shape: number[]; data: unknown }>(
   tensors: T[],
   metadata: Record<string, string> = {},
@@ -49,27 +45,42 @@ function plan<T extends { name: string; dtype: Dtype; shape: number[]; data: unk
       if (!Number.isSafeInteger(bytes)) throw new SafetensorsError('ValidationOverflow', `tensor '${t.name}' is too large`);
     }
     if (t.data instanceof Uint8Array) checkLength(t.name, t.data, bytes);
-    return { t, bytes };
+    return { t, bytes, name: t.name, dtype: t.dtype, shape: t.shape };
   });
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new SafetensorsError('InvalidMetadata', `metadata '${k}' must be a string`);
   }
-  sized.sort((a, b) => dtypeRank(b.t.dtype) - dtypeRank(a.t.dtype) || (a.t.name < b.t.name ? -1 : a.t.name > b.t.name ? 1 : 0));
+  const order = safetensorsOrder(sized);
+  return { header: encodeHeader(order, metadata), order, dataSize: order.reduce((a, s) => a + s.bytes, 0) };
+}
 
+/** The writer's tensor order: dtype alignment rank descending (wider types first keep every tensor aligned), then name. */
+export function safetensorsOrder<T extends { name: string; dtype: Dtype }>(tensors: T[]): T[] {
+  return [...tensors].sort((a, b) => dtypeRank(b.dtype) - dtypeRank(a.dtype) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * The 8-byte length prefix and the JSON header for tensors already in buffer order: `__metadata__` first with format
+ * "pt", JSON padded with spaces to a multiple of 8 so the data buffer starts 8-aligned.
+ */
+export function encodeHeader(
+  ordered: { name: string; dtype: Dtype; shape: number[]; bytes: number }[],
+  metadata: Record<string, string> | null = {},
+): Uint8Array {
   // Built as [key, value] entries so a tensor named like an Object.prototype member stays an ordinary key.
-  const { format: _ignored, ...rest } = metadata;
+  const { format: _ignored, ...rest } = metadata ?? {};
   const entries: [string, unknown][] = [['__metadata__', Object.fromEntries([['format', 'pt'], ...Object.entries(rest)])]];
   let offset = 0;
-  for (const s of sized) {
-    entries.push([s.t.name, { dtype: s.t.dtype, shape: s.t.shape, data_offsets: [offset, offset + s.bytes] }]);
-    offset += s.bytes;
+  for (const t of ordered) {
+    entries.push([t.name, { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes] }]);
+    offset += t.bytes;
   }
   const json = new TextEncoder().encode(JSON.stringify(Object.fromEntries(entries)));
   const n = Math.ceil(json.length / 8) * 8;
   const header = new Uint8Array(8 + n).fill(0x20, 8 + json.length);
   new DataView(header.buffer).setBigUint64(0, BigInt(n), true);
   header.set(json, 8);
-  return { header, order: sized, dataSize: offset };
+  return header;
 }
 
 function checkLength(name: string, data: Uint8Array, bytes: number): void {

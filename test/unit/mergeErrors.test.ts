@@ -122,6 +122,11 @@ test('existing output is refused unless forced; output may not replace an input'
   for (const bad of [base, adapter, root]) {
     await assert.rejects(mergeAdapters({ base, adapters: [{ dir: adapter }], out: bad, force: true }), (e: unknown) => (e as MergeError).kind === 'OutputIsInput');
   }
+  // An input whose folder name starts with '..' is still inside the output folder that a forced merge would replace.
+  const dotted = path.join(out, '..ad');
+  await fs.cp(adapter, dotted, { recursive: true });
+  await assert.rejects(mergeAdapters({ base, adapters: [{ dir: dotted }], out, force: true }), (e: unknown) => (e as MergeError).kind === 'OutputIsInput');
+  assert.equal(await exists(path.join(dotted, 'adapter_config.json')), true);
   assert.deepEqual(await tempLeftovers(root), []);
   await fs.rm(root, { recursive: true, force: true });
 });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { mergeAdapters } from '../../src/adapters/merge';
+import { defaultAdapterConfig, writeAdapter } from '../../src/adapters';
 import { ModelWeights } from '../../src/safetensors';
 import { assertClose, loraModule, moraModule, readAll, tempDir, writeBase, writeTestAdapter } from './mergeTestUtil';
 
@@ -125,5 +126,30 @@ test('BF16 base: accumulate in F32, round once (RNE) to BF16, golden bytes', asy
   await mergeAdapters({ base, adapters: [{ dir: adapter }], out: out32, dtype: 'f32' });
   assertClose((await readAll(out32)).get(`${P}.weight`), [1 + 0.75 * u, 1 + 0.25 * u, 1 + 0.5 * u], 0);
   assert.equal(JSON.parse(await fs.readFile(path.join(out32, 'config.json'), 'utf8')).torch_dtype, 'float32');
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+test('saved full tensors replace their base tensors: modules_to_save and bias="all" (PEFT keys `<module>.base_layer.bias`)', async () => {
+  const root = await tempDir();
+  const base = await writeBase(path.join(root, 'base'), [
+    { name: `${P}.weight`, dtype: 'F32', shape: [1, 2], values: [1, 2] },
+    { name: `${P}.bias`, dtype: 'F32', shape: [1], values: [5] },
+    { name: 'lm_head.weight', dtype: 'F32', shape: [1, 2], values: [0, 0] },
+  ]);
+  // PEFT wraps a targeted Linear, so its trained bias is saved under `<module>.base_layer.bias`; merge_and_unload
+  // unwraps the layer, so that bias replaces `<module>.bias`. lm_head (modules_to_save) is saved as `lm_head.weight`.
+  const saved = new Map([
+    [`${P}.base_layer.bias`, { shape: [1], data: Float32Array.from([-3]) }],
+    ['lm_head.weight', { shape: [1, 2], data: Float32Array.from([7, 8]) }],
+  ]);
+  const ad = path.join(root, 'ad');
+  await writeAdapter(ad, defaultAdapterConfig({ r: 1, lora_alpha: 1, bias: 'all', modules_to_save: ['lm_head'], target_modules: ['proj'] }),
+    [loraModule(P, [1, 1], [1, 2], [2], [1, 1])], { saved });
+  const res = await mergeAdapters({ base, adapters: [{ dir: ad }], out: path.join(root, 'out') });
+  const t = await readAll(path.join(root, 'out'));
+  assert.deepEqual(Array.from(t.get(`${P}.weight`)!), [3, 4]); // [1, 2] + 2·[1, 1]
+  assert.deepEqual(Array.from(t.get(`${P}.bias`)!), [-3]);
+  assert.deepEqual(Array.from(t.get('lm_head.weight')!), [7, 8]);
+  assert.equal(res.mergedTensors, 3);
   await fs.rm(root, { recursive: true, force: true });
 });

@@ -1,9 +1,13 @@
-// The fused round-and-check encoder must produce exactly float32ToBytes' bytes and refuse what would not be finite.
+// The fused round-and-check encoder must produce exactly float32ToBytes' bytes and refuse what would not be finite;
+// the row kernels must produce exactly the whole-tensor path's bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addBaseInto, encodeChecked } from '../../src/adapters/mergeTensor';
+import { defaultAdapterConfig, moraRank, type AdapterModule } from '../../src/adapters';
+import { addBaseInto, encodeChecked, mergeTensorBytes, mergeTensorF32 } from '../../src/adapters/mergeTensor';
 import { MergeError } from '../../src/adapters/mergeError';
+import { planMerge, type BaseView, type MergeSource } from '../../src/adapters/mergePlan';
 import { float32ToBytes } from '../../src/safetensors';
+import { Rng } from '../../src/util/rng';
 
 const bitsToF32 = (b: number) => new Float32Array(new Uint32Array([b]).buffer)[0];
 
@@ -48,6 +52,54 @@ test('addBaseInto decodes BF16, F16 and F32 base bytes (aligned or not) and adds
       const acc = Float32Array.of(1, 1, 1, 1);
       addBaseInto(acc, b, d);
       assert.deepEqual(Array.from(acc), [2.5, -1, 1.25, 1025], d);
+    }
+  }
+});
+
+test('row kernels (mergeTensorBytes) give the bytes of mergeTensorF32 + encodeChecked: LoRA, MoRA 1/6, weights, TIES', () => {
+  const rng = new Rng(41);
+  const [outF, inF] = [13, 11]; // in not divisible by r̂, out > chunks·r̂ for small r̂: padding, wrapping and tiling
+  const shape = [outF, inF];
+  const name = 'model.layers.0.mlp.proj.weight';
+  const source = (kind: 'lora' | 'mora1' | 'mora6', weight: number): MergeSource => {
+    const r = 2;
+    const cfg = defaultAdapterConfig({ r, lora_alpha: 3, target_modules: ['proj'], use_mora: kind !== 'lora', mora_type: kind === 'mora6' ? 6 : 1 });
+    let module: AdapterModule;
+    if (kind === 'lora') {
+      module = { path: 'model.layers.0.mlp.proj', A: rng.normalArray(r * inF), aShape: [r, inF], B: rng.normalArray(outF * r), bShape: [outF, r] };
+    } else {
+      const rHat = moraRank(inF, outF, r, kind === 'mora1' ? 1 : 6);
+      const M = rng.normalArray(rHat * rHat);
+      module = { path: 'model.layers.0.mlp.proj', A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] };
+    }
+    return { adapter: { dir: kind, config: cfg, modules: new Map([[module.path, module]]), saved: new Map() }, weight };
+  };
+  const combos: [('lora' | 'mora1' | 'mora6')[], number[]][] = [
+    [['lora'], [1]], [['mora1'], [1]], [['mora6'], [1]], [['mora6'], [-0.5]], [['lora'], [2.5]],
+    [['lora', 'mora6'], [0.7, -1.3]], [['mora1', 'mora6', 'lora'], [1, 0.5, 2]],
+  ];
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+    // Signed zeros in the base exercise the pass-through of ΔW's exact zeros (MoRA type 6 rows are sparse).
+    const W = rng.normalArray(outF * inF);
+    W[0] = -0; // inside row 0's band of non-zeros
+    W[7] = -0; // outside it: passed through
+    W[8] = 0;
+    const baseBytes = float32ToBytes(W, dtype);
+    const view: BaseView = {
+      shards: ['s'], names: () => [name], shardOf: () => 's',
+      info: () => ({ dtype, shape, dataOffsets: [0, baseBytes.length] }),
+    };
+    for (const [kinds, weights] of combos) {
+      for (const method of ['linear', 'ties'] as const) {
+        const sources = kinds.map((k, i) => source(k, weights[i]));
+        const plan = planMerge(view, sources, { method, density: 0.4 });
+        const t = plan.tensors[0];
+        const what = `${dtype} ${kinds.join('+')} ${weights.join(',')} ${method}`;
+        const want = encodeChecked(mergeTensorF32(plan, t, sources, baseBytes.slice()), dtype, what);
+        const got = mergeTensorBytes(plan, t, sources, baseBytes.slice(), dtype, what);
+        assert.ok(got, `${what}: the row kernels must cover this case`);
+        assert.deepEqual(Buffer.from(got), Buffer.from(want), what);
+      }
     }
   }
 });
