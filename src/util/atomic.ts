@@ -46,7 +46,13 @@ export async function writeDirAtomic(
     if (exists) {
       const old = tempSibling(target) + '-old';
       await fs.rename(target, old);
-      await fs.rename(tmp, target);
+      try {
+        await fs.rename(tmp, target);
+      } catch (err) {
+        // Put the previous folder back: a failed replace must leave what was there.
+        await fs.rename(old, target);
+        throw err;
+      }
       await fs.rm(old, { recursive: true, force: true });
     } else {
       await fs.rename(tmp, target);
