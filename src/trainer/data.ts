@@ -87,6 +87,7 @@ export function parseJsonl(text: string, file: string, skipBadLines: boolean): P
 export async function loadRecords(spec: string, opts: { skipBadLines: boolean; uuidSeed?: number }): Promise<ParsedData> {
   const n = parseUuidSpec(spec);
   if (n !== undefined) return { records: uuidRecords(makeUuidPairs(n, opts.uuidSeed ?? defaultUuidSeed)), skipped: 0, skippedReasons: [] };
+  if (/^uuid:/i.test(spec.trim())) throw new DataError('unsupported-format', `'${spec}': the UUID task needs a positive pair count, e.g. uuid:32`);
   const ext = path.extname(spec).toLowerCase();
   let text: string;
   try {

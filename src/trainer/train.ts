@@ -46,6 +46,10 @@ export async function runTraining(c: TrainConfig, hooks: TrainHooks): Promise<Tr
   }
   const modelConfig = await readModelConfig(c.model);
   const tok = await loadTokenizer(c.model);
+  // Token ids at or past the embedding rows would fail deep inside tfjs's gather with an unnamed error.
+  if (tok.vocabSize > modelConfig.vocab) {
+    throw new TrainError('invalid-config', `tokenizer of ${c.model} has ${tok.vocabSize} tokens but the model's vocab_size is ${modelConfig.vocab}`);
+  }
   const { sampler, notes: dataNotes } = await prepareData(c, tok);
   dataNotes.forEach((n) => log(n));
   // The output folder is created only once the inputs have been read, so a bad input leaves nothing behind.

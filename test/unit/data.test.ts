@@ -61,6 +61,7 @@ test('loadRecords: files, uuid:N, empty and missing input', async () => {
     assert.equal((await loadRecords('uuid:7', { skipBadLines: false })).records.length, 7);
     await assert.rejects(loadRecords(path.join(dir, 'e.jsonl'), { skipBadLines: false }), (e: DataError) => e.kind === 'empty');
     await assert.rejects(loadRecords(path.join(dir, 'nope.jsonl'), { skipBadLines: false }), (e: DataError) => e.kind === 'not-found');
+    await assert.rejects(loadRecords('uuid:0', { skipBadLines: false }), (e: DataError) => e.kind === 'unsupported-format' && /positive pair count/.test(e.message));
     writeFileSync(path.join(dir, 'c.csv'), 'a,b');
     await assert.rejects(loadRecords(path.join(dir, 'c.csv'), { skipBadLines: false }), (e: DataError) => e.kind === 'unsupported-format');
   } finally {

@@ -93,3 +93,17 @@ test('cancel at step 6 then --resume reaches the same final loss and weights as 
     (e: Error & { kind?: string }) => e.kind === 'resume-mismatch',
   );
 });
+
+test('a tokenizer larger than the embedding is a named config error before anything is written', async () => {
+  const { cpSync, writeFileSync, existsSync } = await import('node:fs');
+  const small = path.join(work, 'small-vocab');
+  cpSync(model, small, { recursive: true });
+  const config = JSON.parse(readFileSync(path.join(small, 'config.json'), 'utf8'));
+  writeFileSync(path.join(small, 'config.json'), JSON.stringify({ ...config, vocab_size: 200 }));
+  const out = path.join(work, 'small-vocab-run');
+  await assert.rejects(
+    runTraining(cfg(out, { model: small }), { emit: () => undefined, isCancelled: () => false }),
+    (e: unknown) => (e as { name?: string; kind?: string }).name === 'TrainError' && (e as { kind?: string }).kind === 'invalid-config' && /259 tokens .* vocab_size is 200/.test((e as Error).message),
+  );
+  assert.equal(existsSync(out), false);
+});
