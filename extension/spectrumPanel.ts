@@ -6,11 +6,11 @@ import { promises as fs } from 'node:fs';
 import * as vscode from 'vscode';
 import { webviewHtml, webviewRoots } from './webviewHtml';
 import {
-  isSpectrumPanelState, isSpectrumToHost, spectrumCsv, type HostToSpectrum, type Slot, type SlotStatus,
+  isSpectrumPanelState, isSpectrumToHost, slotHasBase, type HostToSpectrum, type Slot, type SlotStatus,
   type SpectrumPanelState, type SpectrumReportView, type SpectrumToHost,
 } from '../src/protocol/spectrum';
-import { writeFileAtomic } from '../src/util/atomic';
 import { toFsPath, withErrorReport, calledProgrammatically } from './args';
+import { saveSpectrumCsv, saveSpectrumPng } from './spectrumExport';
 import { runSpectrumWorker, WorkerCancelled } from './spectrumWorkerClient';
 
 const VIEW_TYPE = 'mora.spectrum';
@@ -53,14 +53,18 @@ export class SpectrumPanel {
     };
   }
 
-  /** Shows the panel for `adapters` (one, or two to compare), reusing the open one. Resolves with slot 0's report. */
-  static createOrShow(extensionUri: vscode.Uri, adapters: string[], bases: string[] = []): Promise<SpectrumReportView | undefined> {
+  /**
+   * Shows the panel for `adapters` (one, or two to compare), reusing the open one. Resolves with slot 0's report.
+   * The view and the intruders toggle carry over from the open panel unless `intruders` says otherwise.
+   */
+  static createOrShow(extensionUri: vscode.Uri, adapters: string[], bases: string[] = [], intruders?: boolean): Promise<SpectrumReportView | undefined> {
     const state: SpectrumPanelState = {
       adapters,
       bases: adapters.map((_, i) => bases[i] ?? ''),
       view: SpectrumPanel.current?.state.view ?? 'spectrum',
       overlay: [],
       selected: null,
+      intruders: intruders ?? SpectrumPanel.current?.state.intruders ?? false,
     };
     if (SpectrumPanel.current) {
       try {
@@ -100,11 +104,31 @@ export class SpectrumPanel {
   private analyzeAll(): void {
     this.reports = this.state.adapters.map(() => null);
     this.status = this.state.adapters.map(() => ({ state: 'idle' }));
+    this.state.adapters.forEach((_, i) => this.start(i as Slot));
+  }
+
+  /** (Re)starts one slot's analysis; a run still going for that slot is cancelled and its result dropped. */
+  private start(slot: Slot): void {
+    this.cancels.get(slot)?.cancel();
+    this.reports[slot] = null;
+    this.status[slot] = { state: 'idle' };
+    const p = this.analyze(slot);
+    p.catch(() => undefined); // reported in the panel; only a command caller awaits the rejection
+    this.results.set(slot, p);
+  }
+
+  /**
+   * Turns intruder dimensions on or off and re-runs the slots whose result depends on it: those with a base, and
+   * those still running (whose base may come from base_model_name_or_path). A finished slot without a base stays.
+   */
+  private setIntruders(enabled: boolean): void {
+    if (!!this.state.intruders === enabled) return;
+    this.state = { ...this.state, intruders: enabled };
     this.state.adapters.forEach((_, i) => {
-      const p = this.analyze(i as Slot);
-      p.catch(() => undefined); // reported in the panel; only a command caller awaits the rejection
-      this.results.set(i as Slot, p);
+      const s = this.status[i]?.state;
+      if (slotHasBase(this.state, this.reports, i as Slot) || s === 'running' || s === 'idle') this.start(i as Slot);
     });
+    this.sendInit();
   }
 
   private post(m: HostToSpectrum): void {
@@ -131,7 +155,7 @@ export class SpectrumPanel {
         async (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
           let last = 0;
-          return runSpectrumWorker(script, { adapter, base }, cts.token, (p) => {
+          return runSpectrumWorker(script, { adapter, base, intruders: !!this.state.intruders }, cts.token, (p) => {
             progress.report({ message: `${p.done}/${p.total} ${p.module}`, increment: ((p.done - last) / p.total) * 100 });
             last = p.done;
             this.status[slot] = { state: 'running', ...p };
@@ -187,32 +211,21 @@ export class SpectrumPanel {
         for (const c of this.cancels.values()) c.cancel();
         return;
       case 'spectrum/state':
-        // The webview may change what it shows, never which folders are analyzed.
-        this.state = { ...m.state, adapters: this.state.adapters, bases: this.state.bases };
+        // The webview may change what it shows, never which folders are analyzed or how (spectrum/intruders does).
+        this.state = { ...m.state, adapters: this.state.adapters, bases: this.state.bases, intruders: this.state.intruders };
         return;
+      case 'spectrum/intruders':
+        return this.setIntruders(m.enabled);
       case 'spectrum/compare': {
         const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Compare with this adapter' });
         if (picked?.[0]) this.setState({ ...this.state, adapters: [this.state.adapters[0], picked[0].fsPath], bases: [this.state.bases[0], ''] });
         return;
       }
-      case 'spectrum/exportCsv': {
-        const done = this.reports.filter((r): r is SpectrumReportView => r !== null);
-        if (done.length === 0) return void vscode.window.showWarningMessage('MoRA: no finished spectrum to export yet');
-        const to = await vscode.window.showSaveDialog({ filters: { CSV: ['csv'] }, saveLabel: 'Export spectrum CSV', defaultUri: this.exportUri('spectrum.csv') });
-        if (to) await writeFileAtomic(to.fsPath, spectrumCsv(done));
-        return;
-      }
-      case 'spectrum/exportPng': {
-        const to = await vscode.window.showSaveDialog({ filters: { PNG: ['png'] }, defaultUri: this.exportUri(`${m.name}.png`) });
-        if (to) await writeFileAtomic(to.fsPath, Buffer.from(m.dataUrl.slice(m.dataUrl.indexOf(',') + 1), 'base64'));
-        return;
-      }
+      case 'spectrum/exportCsv':
+        return saveSpectrumCsv(this.state.adapters[0], this.reports);
+      case 'spectrum/exportPng':
+        return saveSpectrumPng(this.state.adapters[0], m.name, m.dataUrl);
     }
-  }
-
-  /** Exports are suggested next to the (first) adapter folder; a bare file name would land in the process's cwd or /. */
-  private exportUri(file: string): vscode.Uri {
-    return vscode.Uri.file(path.join(path.dirname(this.state.adapters[0]), file));
   }
 
   private html(): string {
@@ -237,13 +250,17 @@ export function registerSpectrumPanel(ctx: vscode.ExtensionContext): vscode.Disp
     const b = typeof x === 'object' && x !== null ? toFsPath((x as { base?: unknown }).base) : undefined;
     return b ? [b] : [];
   };
+  const intrudersOf = (x: unknown): boolean | undefined => {
+    const v = typeof x === 'object' && x !== null ? (x as { intruders?: unknown }).intruders : undefined;
+    return typeof v === 'boolean' ? v : undefined;
+  };
   return vscode.Disposable.from(
-    // (uri | path, { base? }) from menus and tests; no argument from the palette.
+    // (uri | path, { base?, intruders? }) from menus and tests; no argument from the palette.
     vscode.commands.registerCommand('mora.inspectSpectrum', (target?: unknown, opts?: unknown) =>
       withErrorReport('spectrum', calledProgrammatically([target]), async () => {
         const p = toFsPath(target) ?? (await pickFolder('Inspect this adapter'));
         if (!p) return undefined;
-        return SpectrumPanel.createOrShow(uri, [await adapterDirOf(p)], baseOf(opts));
+        return SpectrumPanel.createOrShow(uri, [await adapterDirOf(p)], baseOf(opts), intrudersOf(opts));
       }),
     ),
     // (clicked, selected[]) from a multi-selection in the Explorer, or (a, b) from tests.

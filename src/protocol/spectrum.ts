@@ -73,6 +73,11 @@ export interface SpectrumPanelState {
   overlay: string[];
   /** Module shown in the single-spectrum view. */
   selected: string | null;
+  /**
+   * Intruder dimensions (Shuttleworth et al., arXiv 2410.21228) requested for every slot with a base model. Opt-in
+   * because each module costs two randomized SVDs of W; absent in states saved before the toggle existed, meaning off.
+   */
+  intruders?: boolean;
 }
 
 export type SlotStatus =
@@ -95,6 +100,7 @@ export type SpectrumToHost =
   | { type: 'spectrum/cancel' } // webview → host: stop the running analyses
   | { type: 'spectrum/compare' } // webview → host: pick a second adapter and show both side by side
   | { type: 'spectrum/state'; state: SpectrumPanelState } // webview → host: UI choices changed (host keeps them for the snapshot)
+  | { type: 'spectrum/intruders'; enabled: boolean } // webview → host: toggle intruder dimensions; the host re-runs the slots with a base
   | { type: 'spectrum/exportCsv' } // webview → host: save every module's metrics and σ as CSV
   | { type: 'spectrum/exportPng'; name: string; dataUrl: string }; // webview → host: save a chart the webview rendered
 
@@ -126,8 +132,17 @@ export function isSpectrumPanelState(x: unknown): x is SpectrumPanelState {
     // panel on reload.
     x.overlay.length <= MAX_OVERLAY &&
     x.overlay.every((p) => isStr(p, 512)) &&
-    (x.selected === null || isStr(x.selected, 512))
+    (x.selected === null || isStr(x.selected, 512)) &&
+    (x.intruders === undefined || typeof x.intruders === 'boolean')
   );
+}
+
+/**
+ * Whether intruder dimensions can be computed for `slot`: it names a base model folder, or its finished report found
+ * one (analyzeAdapter also resolves base_model_name_or_path when that is a local folder).
+ */
+export function slotHasBase(state: SpectrumPanelState, reports: readonly (SpectrumReportView | null)[], slot: Slot): boolean {
+  return (state.bases[slot] ?? '') !== '' || !!reports[slot]?.base;
 }
 
 /** Validates every message arriving at the host from the webview; anything else is dropped. */
@@ -142,6 +157,8 @@ export function isSpectrumToHost(x: unknown): x is SpectrumToHost {
       return keys === 1;
     case 'spectrum/state':
       return keys === 2 && isSpectrumPanelState(x.state);
+    case 'spectrum/intruders':
+      return keys === 2 && typeof x.enabled === 'boolean';
     case 'spectrum/exportPng':
       return (
         keys === 3 &&
@@ -173,12 +190,35 @@ function isStatus(x: unknown): x is SlotStatus {
   }
 }
 
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+
+/** The table and CSV print `count`; a present but malformed intruders field drops the whole report. */
+function isIntrudersView(x: unknown): x is IntrudersView {
+  return (
+    isObject(x) &&
+    isCount(x.count) &&
+    isCount(x.k) &&
+    x.count <= x.k &&
+    typeof x.threshold === 'number' &&
+    Array.isArray(x.maxSimilarity) &&
+    x.maxSimilarity.every((s) => typeof s === 'number')
+  );
+}
+
 export function isReportView(x: unknown): x is SpectrumReportView {
   return (
     isObject(x) &&
     typeof x.adapter === 'string' &&
+    (x.base === undefined || x.base === null || typeof x.base === 'string') &&
     Array.isArray(x.modules) &&
-    x.modules.every((m) => isObject(m) && typeof m.path === 'string' && Array.isArray(m.sigma) && isObject(m.metrics))
+    x.modules.every(
+      (m) =>
+        isObject(m) &&
+        typeof m.path === 'string' &&
+        Array.isArray(m.sigma) &&
+        isObject(m.metrics) &&
+        (m.intruders === undefined || isIntrudersView(m.intruders)),
+    )
   );
 }
 

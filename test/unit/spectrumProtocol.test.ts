@@ -1,13 +1,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
-  isHostToSpectrum, isSpectrumPanelState, isSpectrumToHost, MAX_PNG_DATA_URL, spectrumCsv, type SpectrumPanelState, type SpectrumReportView,
+  isHostToSpectrum, isReportView, isSpectrumPanelState, isSpectrumToHost, MAX_PNG_DATA_URL, slotHasBase, spectrumCsv,
+  type SpectrumPanelState, type SpectrumReportView,
 } from '../../src/protocol/spectrum';
 import { isHostToWorker, isWorkerToHost } from '../../src/protocol/spectrumWorker';
 import { defaultAdapterConfig, writeAdapter } from '../../src/adapters';
+import { float32ToBytes, writeSafetensors } from '../../src/safetensors';
+import { analyzeAdapter } from '../../src/spectrum/analyze';
+import { Rng } from '../../src/util/rng';
 import { runSpectrumWorker, SpectrumWorkerError, WorkerCancelled } from '../../extension/spectrumWorkerClient';
 
 const state: SpectrumPanelState = { adapters: ['/a'], bases: [''], view: 'table', overlay: ['0', '3'], selected: null };
@@ -61,6 +65,45 @@ test('host → webview validation and CSV export (quoted adapter path, σ list)'
   assert.equal(csv[1], '"/runs/a,b",model.layers.0.self_attn.q_proj,0,q_proj,4,3,2,low-rank,2,2.0615528128088303,2,1e-15,1.6494,1.0625,8,1,0.1,2,,2 0.5');
 });
 
+test('intruders toggle: panel state field (missing = off), spectrum/intruders message, slotHasBase', () => {
+  // A state saved before the toggle existed has no field and must still restore the panel.
+  assert.equal('intruders' in state, false);
+  assert.ok(isSpectrumPanelState(state));
+  assert.ok(isSpectrumPanelState({ ...state, intruders: true }));
+  assert.ok(isSpectrumPanelState({ ...state, intruders: false }));
+  for (const bad of ['yes', 1, 0, null, {}, [true]]) assert.equal(isSpectrumPanelState({ ...state, intruders: bad }), false, String(bad));
+  assert.ok(isSpectrumToHost({ type: 'spectrum/state', state: { ...state, intruders: true } }));
+  assert.equal(isSpectrumToHost({ type: 'spectrum/state', state: { ...state, intruders: 'on' } }), false);
+  assert.ok(isHostToSpectrum({ type: 'spectrum/init', reports: [null], status: [{ state: 'idle' }], state: { ...state, intruders: true } }));
+  assert.equal(isHostToSpectrum({ type: 'spectrum/init', reports: [null], status: [{ state: 'idle' }], state: { ...state, intruders: 1 } }), false);
+
+  assert.ok(isSpectrumToHost({ type: 'spectrum/intruders', enabled: true }));
+  assert.ok(isSpectrumToHost({ type: 'spectrum/intruders', enabled: false }));
+  for (const bad of [{ type: 'spectrum/intruders' }, { type: 'spectrum/intruders', enabled: 'true' }, { type: 'spectrum/intruders', enabled: 1 },
+    { type: 'spectrum/intruders', enabled: true, slot: 0 }]) assert.equal(isSpectrumToHost(bad), false, JSON.stringify(bad));
+
+  // A base comes from the state (the command's { base }) or from the report (base_model_name_or_path resolved).
+  const two: SpectrumPanelState = { ...state, adapters: ['/a', '/b'], bases: ['/base', ''] };
+  assert.equal(slotHasBase(two, [null, null], 0), true);
+  assert.equal(slotHasBase(two, [null, null], 1), false);
+  assert.equal(slotHasBase(two, [null, { ...report, base: '/from-config' }], 1), true);
+  assert.equal(slotHasBase(two, [null, report], 1), false);
+});
+
+test('reports with intruder counts: validated, and counted in the CSV export', () => {
+  const intruders = { count: 2, k: 3, kBase: 8, threshold: 0.5, maxSimilarity: [0.9, 0.3, 0.1], indices: [1, 2] };
+  const withIntr: SpectrumReportView = { ...report, modules: [{ ...report.modules[0], intruders }] };
+  assert.ok(isReportView(withIntr));
+  assert.ok(isHostToSpectrum({ type: 'spectrum/result', slot: 0, report: withIntr }));
+  for (const bad of [{ ...intruders, count: -1 }, { ...intruders, count: 4 }, { ...intruders, count: '2' }, { ...intruders, count: 1.5 },
+    { ...intruders, maxSimilarity: ['x'] }, null]) {
+    assert.equal(isReportView({ ...report, modules: [{ ...report.modules[0], intruders: bad }] }), false, JSON.stringify(bad));
+  }
+  const row = spectrumCsv([withIntr]).split('\r\n')[1].split(',');
+  const head = spectrumCsv([withIntr]).split('\r\n')[0].split(',');
+  assert.equal(row[head.indexOf('intruders') + 1], '2'); // +1: the quoted adapter path holds a comma
+});
+
 test('worker protocol validators', () => {
   assert.ok(isHostToWorker({ type: 'analyze/start', job: { adapter: '/x', topK: 4 } }));
   assert.equal(isHostToWorker({ type: 'analyze/start', job: { adapter: '' } }), false);
@@ -102,4 +145,24 @@ test('worker process: errors keep their name and kind; cancel rejects with Worke
     (e: unknown) => e instanceof SpectrumWorkerError && e.name === 'AdapterError' && e.kind === 'ConfigMissing',
   );
   await assert.rejects(runSpectrumWorker(worker, { adapter: path.join(root, 'lora') }, token(0), () => {}), (e: unknown) => e instanceof WorkerCancelled);
+});
+
+test('worker process: intruders job matches analyzeAdapter with the default intruder options', async () => {
+  // A base with random [5, 6] q_proj weights for the three layers of the `lora` adapter.
+  const rng = new Rng(3);
+  const base = path.join(root, 'base');
+  mkdirSync(base);
+  await writeSafetensors(path.join(base, 'model.safetensors'), [0, 1, 2].map((l) => ({
+    name: `model.layers.${l}.self_attn.q_proj.weight`, dtype: 'F32' as const, shape: [5, 6],
+    data: float32ToBytes(Float32Array.from({ length: 30 }, () => rng.normal()), 'F32'),
+  })));
+  const adapter = path.join(root, 'lora');
+  const off = await runSpectrumWorker(worker, { adapter, base }, token(), () => {});
+  assert.ok(off.modules.every((m) => m.intruders === undefined));
+  const on = await runSpectrumWorker(worker, { adapter, base, intruders: true }, token(), () => {});
+  const direct = await analyzeAdapter(adapter, { base, intruders: {} });
+  // k = min(10, 5, 6) examined vectors per module; the counts and similarities survive the process boundary.
+  assert.deepEqual(on.modules.map((m) => m.intruders?.k), [5, 5, 5]);
+  assert.deepEqual(on.modules.map((m) => m.intruders?.count), direct.modules.map((m) => m.intruders!.count));
+  assert.deepEqual(on.modules.map((m) => m.intruders?.maxSimilarity), direct.modules.map((m) => m.intruders!.maxSimilarity));
 });

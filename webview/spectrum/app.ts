@@ -1,6 +1,6 @@
 // The spectrum panel's UI: toolbar, view switcher and the four views, one column per adapter in compare mode.
 import {
-  isHostToSpectrum, type HostToSpectrum, type SlotStatus, type SpectrumPanelState, type SpectrumReportView, type SpectrumToHost,
+  isHostToSpectrum, slotHasBase, type HostToSpectrum, type Slot, type SlotStatus, type SpectrumPanelState, type SpectrumReportView, type SpectrumToHost,
 } from '../../src/protocol/spectrum';
 import { sigmaChart, type Chart } from './charts';
 import { heatmap } from './heatmap';
@@ -123,6 +123,7 @@ export class App {
     const running = this.status.some((s) => s.state === 'running' || s.state === 'idle');
     if (running) button('Cancel', () => this.api.postMessage({ type: 'spectrum/cancel' }));
     button('Compare…', () => this.api.postMessage({ type: 'spectrum/compare' }));
+    actions.append(this.intrudersToggle());
     button('Export CSV', () => this.api.postMessage({ type: 'spectrum/exportCsv' }));
     if (this.state.view !== 'table') button('Export PNG', () => this.exportPng());
     const status = el('div', 'status');
@@ -136,6 +137,28 @@ export class App {
       status.append(line);
     });
     bar.append(tabs, actions, status);
+  }
+
+  /**
+   * Opt-in intruder dimensions: the host re-runs the slots with a base model and answers with spectrum/init, which
+   * is what moves the state here. Disabled while no slot has a base, since they compare W + ΔW against W.
+   */
+  private intrudersToggle(): HTMLElement {
+    const st = this.state!;
+    const cb = tk('vscode-checkbox', 'Intruders');
+    cb.classList.add('intruders-toggle');
+    const available = st.adapters.some((_, i) => slotHasBase(st, this.reports, i as Slot));
+    cb.title = available
+      ? 'Intruder dimensions (Shuttleworth et al. 2024): top singular vectors of W + ΔW unlike any of the base weight\'s top ones. Re-runs the analysis.'
+      : 'Intruder dimensions need the base model folder';
+    if (st.intruders) cb.setAttribute('checked', '');
+    if (!available) cb.setAttribute('disabled', '');
+    cb.addEventListener('change', () => {
+      // Read the control rather than flipping the state, so a change event from the initial render is a no-op.
+      const enabled = (cb as unknown as { checked: boolean }).checked;
+      if (enabled !== !!st.intruders) this.api.postMessage({ type: 'spectrum/intruders', enabled });
+    });
+    return cb;
   }
 
   private renderSpectrum(controls: HTMLElement, columns: HTMLElement, first: SpectrumReportView): void {

@@ -4,6 +4,8 @@ import type { ModuleSpectrumView, SpectrumReportView } from '../../src/protocol/
 export function fmt(x: number): string {
   if (!Number.isFinite(x)) return String(x);
   if (x === 0) return '0';
+  // Counts (ranks, σ above the threshold, intruders) read as counts, not as 6.000.
+  if (Number.isInteger(x) && Math.abs(x) < 1e4) return String(x);
   return Math.abs(x) >= 1e4 || Math.abs(x) < 1e-3 ? x.toExponential(3) : x.toPrecision(4);
 }
 
