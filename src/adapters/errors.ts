@@ -1,3 +1,5 @@
+import { KindError } from '../util/kindError';
+
 /**
  * Every failure of the adapter layer: a bad adapter folder, a config PEFT would reject, tensors that do not fit the
  * config or the base model. `kind` is stable and meant for programs (CLI messages, tests); `message` is for people.
@@ -14,12 +16,6 @@ export type AdapterErrorKind =
   | 'MoraMatrixMismatch' // MoRA lora_A.weight and lora_B.weight are both present and differ
   | 'NonFinite'; // a merge produced NaN or ±inf (e.g. a DoRA row whose norm is zero)
 
-export class AdapterError extends Error {
+export class AdapterError extends KindError<AdapterErrorKind> {
   override name = 'AdapterError';
-  constructor(
-    readonly kind: AdapterErrorKind,
-    message: string,
-  ) {
-    super(message);
-  }
 }

@@ -1,3 +1,5 @@
+import { KindError } from '../util/kindError';
+
 /**
  * Every failure of a merge. A merge either produces the whole output folder or nothing: these errors are raised
  * before anything is written (bad inputs) or abort the temp folder, which is then removed (bad results, cancel).
@@ -17,15 +19,8 @@ export type MergeErrorKind =
   | 'NonFiniteResult' // a ΔW or merged tensor holds NaN/Inf, or overflows the output dtype
   | 'Cancelled'; // the AbortSignal fired
 
-export class MergeError extends Error {
+export class MergeError extends KindError<MergeErrorKind> {
   override name = 'MergeError';
-  constructor(
-    readonly kind: MergeErrorKind,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** Shortens long name lists in messages: "a, b, c and 12 more". */

@@ -8,18 +8,13 @@
 //           s   = sign(Σ_i T_i) (≥ 0 counts as +), or sign(Σ_i sign(T_i)) with "frequency"
 //           out = Σ_i w_i T_i [sign(T_i) == s] / max(1, Σ_i [sign(T_i) == s])
 // Zero entries have sign 0 and never count towards the divisor, exactly as torch.sign does in PEFT.
+import { KindError } from '../util/kindError';
 
 export type SignMethod = 'total' | 'frequency';
 
 /** Thrown for invalid combination parameters (bad density, mismatched lengths). */
-export class TiesError extends Error {
+export class TiesError extends KindError<'BadDensity' | 'LengthMismatch' | 'NoTasks'> {
   override name = 'TiesError';
-  constructor(
-    readonly kind: 'BadDensity' | 'LengthMismatch' | 'NoTasks',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 function checkTasks(deltas: Float32Array[], weights: number[]): number {

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { KindError } from '../util/kindError';
 
 /** Architectures the tfjs transformer implements; others get a named error rather than a wrong forward pass. */
 export type Arch = 'llama' | 'mistral' | 'qwen2' | 'gpt2';
@@ -36,14 +37,8 @@ export interface ModelConfig {
   raw: Record<string, unknown>;
 }
 
-export class ModelConfigError extends Error {
+export class ModelConfigError extends KindError<'ConfigMissing' | 'ConfigInvalid' | 'UnsupportedArchitecture'> {
   override name = 'ModelConfigError';
-  constructor(
-    readonly kind: 'ConfigMissing' | 'ConfigInvalid' | 'UnsupportedArchitecture',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 function num(raw: Record<string, unknown>, key: string, fallback?: number): number {

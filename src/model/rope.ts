@@ -3,18 +3,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RopeScaling } from './config';
 import { frozenMatMul, type FrozenMatrix } from './fastLinear';
+import { KindError } from '../util/kindError';
 
 /** rope_scaling types the forward pass implements; anything else is refused rather than silently mis-scaled. */
 export const supportedRopeScaling = ['linear', 'llama3'] as const;
 
-export class RopeError extends Error {
+export class RopeError extends KindError<'UnsupportedRopeScaling' | 'InvalidRope'> {
   override name = 'RopeError';
-  constructor(
-    readonly kind: 'UnsupportedRopeScaling' | 'InvalidRope',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /**

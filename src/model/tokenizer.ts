@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { KindError } from '../util/kindError';
 
 /** What the trainer needs from a tokenizer; backed by @huggingface/tokenizers reading tokenizer.json. */
 export interface TextTokenizer {
@@ -12,14 +13,8 @@ export interface TextTokenizer {
   padId: number;
 }
 
-export class TokenizerError extends Error {
+export class TokenizerError extends KindError<'TokenizerMissing' | 'TokenizerInvalid'> {
   override name = 'TokenizerError';
-  constructor(
-    readonly kind: 'TokenizerMissing' | 'TokenizerInvalid',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** GPT-2's reversible byte → printable-unicode map, which byte-level BPE vocabularies are written in. */

@@ -8,6 +8,7 @@ import { hiddenStates, lmHead, maskedCrossEntropy, TableCache } from './forward'
 import { activation } from './layers';
 import { ropeInvFreq } from './rope';
 import { adapterCandidates, disposeModelTensors, loadModelTensors, type ModelTensors } from './weights';
+import { KindError } from '../util/kindError';
 
 export interface AdapterSpec {
   method: 'mora' | 'lora';
@@ -28,14 +29,8 @@ export interface AdapterModuleInfo {
   B?: tf.Variable; // LoRA B [out, r]
 }
 
-export class TransformerError extends Error {
+export class TransformerError extends KindError<'NoTargetModules' | 'AdapterMismatch' | 'BadInput' | 'UnsupportedDtype'> {
   override name = 'TransformerError';
-  constructor(
-    readonly kind: 'NoTargetModules' | 'AdapterMismatch' | 'BadInput' | 'UnsupportedDtype',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export class CausalLM {

@@ -5,15 +5,10 @@ import { ModelWeights } from '../safetensors';
 import type { ModelConfig } from './config';
 import { disposeFrozen, frozenMatrix, type FrozenMatrix } from './fastLinear';
 import type { Linear } from './layers';
+import { KindError } from '../util/kindError';
 
-export class ModelWeightsError extends Error {
+export class ModelWeightsError extends KindError<'TensorMissing' | 'ShapeMismatch'> {
   override name = 'ModelWeightsError';
-  constructor(
-    readonly kind: 'TensorMissing' | 'ShapeMismatch',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface LlamaBlock {

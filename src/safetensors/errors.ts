@@ -1,3 +1,5 @@
+import { KindError } from '../util/kindError';
+
 /**
  * Every way a safetensors file, an index file or a write request can be wrong. The first group mirrors the
  * reference implementation's SafeTensorError variants so messages line up with what Python users see.
@@ -26,12 +28,6 @@ export type SafetensorsErrorKind =
   | 'IndexMissingShard' // the index names a shard file that does not exist
   | 'IndexMissingTensor'; // the index maps a tensor to a shard that does not hold it
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends KindError<SafetensorsErrorKind> {
   override name = 'SafetensorsError';
-  readonly kind: SafetensorsErrorKind;
-
-  constructor(kind: SafetensorsErrorKind, message: string) {
-    super(message);
-    this.kind = kind;
-  }
 }

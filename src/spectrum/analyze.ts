@@ -14,19 +14,14 @@ import { spectrumMetrics, type SpectrumMetrics } from './metrics';
 import { moraSingularValues, type MoraSpectrum } from './moraSpectrum';
 import { MoraSpectrumPool, type MoraJob } from './parallelKernel';
 import type { ModuleSpectrumView } from '../protocol/spectrum';
+import { KindError } from '../util/kindError';
 
 const EPS = 2.220446049250313e-16;
 
 export type SpectrumErrorKind = 'BaseShapesUnknown' | 'Cancelled' | 'NoModules' | 'ShapeMismatch';
 
-export class SpectrumError extends Error {
+export class SpectrumError extends KindError<SpectrumErrorKind> {
   override name = 'SpectrumError';
-  constructor(
-    readonly kind: SpectrumErrorKind,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface AnalyzeOptions {

@@ -6,18 +6,13 @@
 // eps·σ_max, which squaring into a Gram matrix would lose (there the floor is sqrt(eps)·σ_max).
 
 /** Numerical failure in a dense routine (no convergence, bad shape). */
-export class LinalgError extends Error {
+export class LinalgError extends KindError<'NoConvergence' | 'BadShape'> {
   override name = 'LinalgError';
-  constructor(
-    public kind: 'NoConvergence' | 'BadShape',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 import { bidiagonalizeBlocked } from './bidiagKernel';
 import { tridiagonalizeBlocked } from './tridiagKernel';
+import { KindError } from '../util/kindError';
 
 const EPS = 2.220446049250313e-16;
 

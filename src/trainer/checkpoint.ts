@@ -10,19 +10,14 @@ import { SafetensorsFile, serializeSafetensors, float32ToBytes } from '../safete
 import { writeFileAtomic } from '../util/atomic';
 import type { TrainConfig } from '../protocol/trainer';
 import type { AdamWState } from './optimizer';
+import { KindError } from '../util/kindError';
 
 export const trainerStateFile = 'trainer_state.json';
 export const optimizerStateFile = 'optimizer_state.safetensors';
 const stagingPrefix = '.staging-';
 
-export class CheckpointError extends Error {
+export class CheckpointError extends KindError<'not-found' | 'invalid' | 'mismatch'> {
   override name = 'CheckpointError';
-  constructor(
-    public kind: 'not-found' | 'invalid' | 'mismatch',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** trainer_state.json: what a resumed run needs besides weights and moments. */

@@ -4,6 +4,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { makeUuidPairs, parseUuidSpec, uuidRecords, defaultUuidSeed } from './uuid';
+import { KindError } from '../util/kindError';
 
 /** One training record. Loss is computed on `completion` only; `prompt` is context. */
 export interface TextRecord {
@@ -17,14 +18,8 @@ export interface TextRecord {
 
 export type DataErrorKind = 'bad-line' | 'empty' | 'unsupported-format' | 'not-found';
 
-export class DataError extends Error {
+export class DataError extends KindError<DataErrorKind> {
   override name = 'DataError';
-  constructor(
-    public kind: DataErrorKind,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface ParsedData {

@@ -2,17 +2,12 @@
 import type { TrainConfig } from '../protocol/trainer';
 import { backendChoices } from '../protocol/trainer';
 import { scheduleKinds } from './schedule';
+import { KindError } from '../util/kindError';
 
 export type TrainErrorKind = 'invalid-config' | 'out-exists' | 'resume-mismatch' | 'no-trainable-params' | 'diverged';
 
-export class TrainError extends Error {
+export class TrainError extends KindError<TrainErrorKind> {
   override name = 'TrainError';
-  constructor(
-    public kind: TrainErrorKind,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** Checks a TrainConfig from any source (CLI, extension form, IPC) before anything heavy is loaded. */

@@ -3,6 +3,7 @@
 // backend, and makes the optimizer state trivially exportable for --resume. The math follows torch.optim.AdamW:
 //   p ← p − lr·wd·p ;  m ← β1·m + (1−β1)·g ;  v ← β2·v + (1−β2)·g²
 //   p ← p − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + eps)
+import { KindError } from '../util/kindError';
 
 export interface AdamWOptions {
   beta1: number;
@@ -26,14 +27,8 @@ export interface AdamWState {
   v: Float32Array[];
 }
 
-export class OptimizerError extends Error {
+export class OptimizerError extends KindError<'shape-mismatch'> {
   override name = 'OptimizerError';
-  constructor(
-    public kind: 'shape-mismatch',
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export class AdamW {
