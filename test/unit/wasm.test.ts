@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { assembleModule, code, instantiate, op, sleb, uleb, WasmArena, wasmSimdSupported } from '../../src/util/wasm';
+
+test('LEB128 encodings match the spec examples', () => {
+  assert.deepEqual(uleb(0), [0x00]);
+  assert.deepEqual(uleb(624485), [0xe5, 0x8e, 0x26]);
+  assert.deepEqual(sleb(-123456), [0xc0, 0xbb, 0x78]);
+  assert.deepEqual(sleb(63), [0x3f]);
+  assert.deepEqual(sleb(64), [0xc0, 0x00]);
+  assert.deepEqual(sleb(-64), [0x40]);
+  assert.deepEqual(sleb(-65), [0xbf, 0x7f]);
+  assert.throws(() => uleb(-1), RangeError);
+});
+
+test('the smallest module is the golden byte string', () => {
+  const bytes = assembleModule([{ name: 'k', params: [], results: ['i32'], body: op.i32Const(42) }]);
+  assert.deepEqual(
+    [...bytes],
+    [
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+      0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // type: () -> i32
+      0x02, 0x0f, 0x01, 0x03, 0x65, 0x6e, 0x76, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0x01, // env.memory
+      0x03, 0x02, 0x01, 0x00, // func 0 has type 0
+      0x07, 0x05, 0x01, 0x01, 0x6b, 0x00, 0x00, // export "k" = func 0
+      0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x2a, 0x0b, // body: no locals, i32.const 42, end
+    ],
+  );
+  const arena = new WasmArena();
+  assert.equal(instantiate<{ k(): number }>(bytes, arena.memory).k(), 42);
+});
+
+test('an f64x2 loop kernel computes y = a·x + y over an arena', () => {
+  assert.equal(wasmSimdSupported(), true);
+  // axpy(x, y, n, a): params 0..3, local 4 = end pointer of x.
+  const body = code(
+    op.get(0), op.get(2), op.i32Const(3), op.i32Shl, op.i32Add, op.set(4),
+    op.block(), op.loop(),
+    op.get(0), op.get(4), op.i32GeU, op.brIf(1),
+    op.get(1),
+    op.get(0), op.v128Load(0, 3), op.get(3), op.f64x2Splat, op.f64x2Mul,
+    op.get(1), op.v128Load(0, 3), op.f64x2Add,
+    op.v128Store(0, 3),
+    op.get(0), op.i32Const(16), op.i32Add, op.set(0),
+    op.get(1), op.i32Const(16), op.i32Add, op.set(1),
+    op.br(0), op.end, op.end,
+  );
+  const arena = new WasmArena();
+  const k = instantiate<{ axpy(x: number, y: number, n: number, a: number): void }>(
+    assembleModule([{ name: 'axpy', params: ['i32', 'i32', 'i32', 'f64'], results: [], locals: ['i32'], body }]),
+    arena.memory,
+  );
+  const n = 100_000; // 800 KB each: the arena grows past its first page
+  const px = arena.alloc(n * 8);
+  const py = arena.alloc(n * 8);
+  const x = new Float64Array(arena.memory.buffer, px, n);
+  const y = new Float64Array(arena.memory.buffer, py, n);
+  for (let i = 0; i < n; i++) {
+    x[i] = i * 0.25;
+    y[i] = 1 / (i + 1);
+  }
+  const want = Float64Array.from(y, (v, i) => 1.5 * x[i] + v);
+  k.axpy(px, py, n, 1.5);
+  assert.deepEqual(new Float64Array(arena.memory.buffer, py, n), want);
+});
+
+test('v128 constants, lane extraction and f32 demotion round like Math.fround', () => {
+  const arena = new WasmArena();
+  const k = instantiate<{ demote(x: number): number; lane(): number }>(
+    assembleModule([
+      { name: 'demote', params: ['f64'], results: ['f64'], body: code(op.get(0), op.f64x2Splat, op.f32x4DemoteF64x2Zero, op.f64x2PromoteLowF32x4, op.f64x2ExtractLane(1)) },
+      { name: 'lane', params: [], results: ['i32'], body: code(op.i32x4Const(1, -2, 3, -4), op.i32x4ExtractLane(3)) },
+    ]),
+    arena.memory,
+  );
+  for (const v of [0.1, 1 / 3, 3.4028235677973366e38, 1e-46, -2.5e-39]) assert.equal(k.demote(v), Math.fround(v));
+  assert.equal(k.lane(), -4);
+});
