@@ -10,6 +10,7 @@ export type AdapterErrorKind =
   | 'WeightsMissing' // adapter_model.safetensors is absent (adapter_model.bin pickles are not read)
   | 'TensorMissing' // a module lacks lora_A / lora_B, or DoRA lacks its magnitude vector
   | 'UnknownKey' // a tensor key that is neither a LoRA/MoRA/DoRA part nor a modules_to_save weight
+  | 'DuplicateKey' // two keys name the same part of one module (lora_magnitude_vector with and without .weight)
   | 'BadDtype' // adapter tensors must be floating point
   | 'RankMismatch' // config r / rank_pattern, MoRA r̂ or the base shape disagree with tensor shapes
   | 'ShapeMismatch' // tensor shapes are inconsistent with each other or with the base weight

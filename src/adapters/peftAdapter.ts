@@ -89,6 +89,8 @@ export async function readAdapter(dir: string, opts: ReadOptions = {}): Promise<
       const where = adapterKeyToModule(key);
       if (where) {
         const slot = parts.get(where.path) ?? {};
+        // PEFT versions differ on whether the DoRA magnitude keeps its ".weight"; a file with both is ambiguous.
+        if (slot[where.part]) throw new AdapterError('DuplicateKey', `${file}: module ${where.path} has two '${where.part}' tensors (second: '${key}')`);
         slot[where.part] = { data: await st.readFloat32(key), shape: [...info.shape] };
         parts.set(where.path, slot);
       } else if (key.startsWith(PEFT_PREFIX) && isSavedTensorName(config, key.slice(PEFT_PREFIX.length))) {

@@ -79,7 +79,7 @@ export function layerIndexOf(modulePath: string, layersPattern: string[] | strin
   return undefined;
 }
 
-/** Full PEFT targeting: exclude_modules, target_modules, then layers_to_transform (list targets only). */
+/** Full PEFT targeting: exclude_modules, target_modules, then layers_to_transform (suffix-matched list targets only). */
 export function isTargetModule(cfg: AdapterConfig, modulePath: string, opts: TargetOptions = {}): boolean {
   const ex = cfg.exclude_modules;
   if (ex !== null && (typeof ex === 'string' ? cached(`^(?:${pythonRegex(ex)})$`).test(modulePath) : matchesTarget(ex, modulePath))) {
@@ -88,7 +88,8 @@ export function isTargetModule(cfg: AdapterConfig, modulePath: string, opts: Tar
   if (!matchesTarget(cfg.target_modules, modulePath, opts)) return false;
   const ltt = cfg.layers_to_transform;
   const usesLayers = ltt !== null && (!Array.isArray(ltt) || ltt.length > 0);
-  if (!usesLayers || typeof cfg.target_modules === 'string') return true;
+  // PEFT checks layers only for suffix matches: a module named in full in target_modules is adapted in any layer.
+  if (!usesLayers || typeof cfg.target_modules === 'string' || cfg.target_modules.includes(modulePath)) return true;
   const idx = layerIndexOf(modulePath, cfg.layers_pattern);
   if (idx === undefined) return false;
   return Array.isArray(ltt) ? ltt.includes(idx) : idx === ltt;

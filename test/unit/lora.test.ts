@@ -97,6 +97,11 @@ test('layers_to_transform, layers_pattern and exclude_modules as PEFT applies th
   assert.equal(isTargetModule(cfg, 'transformer.h.1.attn.q_proj'), false); // pattern 'layers' does not name 'h'
   const any = defaultAdapterConfig({ target_modules: ['q_proj'], layers_to_transform: 1 });
   assert.equal(isTargetModule(any, 'transformer.h.1.attn.q_proj'), true);
+  // A target named in full bypasses layers_to_transform in PEFT (check_target_module_exists: `key in target_modules`).
+  const full = defaultAdapterConfig({ target_modules: ['model.layers.0.self_attn.q_proj', 'v_proj'], layers_to_transform: [1] });
+  assert.equal(isTargetModule(full, 'model.layers.0.self_attn.q_proj'), true);
+  assert.equal(isTargetModule(full, 'model.layers.0.self_attn.v_proj'), false);
+  assert.equal(isTargetModule(full, 'model.layers.1.self_attn.v_proj'), true);
   const ex = defaultAdapterConfig({ target_modules: ['q_proj', 'v_proj'], exclude_modules: ['layers.0.self_attn.v_proj'] });
   assert.equal(isTargetModule(ex, 'model.layers.0.self_attn.v_proj'), false);
   assert.equal(isTargetModule(ex, 'model.layers.1.self_attn.v_proj'), true);

@@ -131,6 +131,7 @@ test('named errors for broken folders', async () => {
     ['int', lora, [A, { ...B, dtype: 'I32' }], 'BadDtype'],
     ['magNoDora', lora, [A, B, { name: key('lora_magnitude_vector'), shape: [2], data: [1, 1] }], 'UnknownKey'],
     ['doraNoMag', { ...lora, use_dora: true }, [A, B], 'TensorMissing'],
+    ['magTwice', { ...lora, use_dora: true }, [A, B, { name: key('lora_magnitude_vector'), shape: [2], data: [1, 1] }, { name: key('lora_magnitude_vector.weight'), shape: [2], data: [2, 2] }], 'DuplicateKey'],
   ];
   for (const [name, cfg, tensors, kind] of cases) {
     await handMade(path.join(root, name), cfg, tensors);
