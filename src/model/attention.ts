@@ -11,10 +11,15 @@ export interface AttentionShape {
   headDim: number;
 }
 
-/** [T, T] additive causal mask: 0 on and below the diagonal, −1e9 above (exp underflows to exactly 0). */
-export function causalMask(T: number): tf.Tensor2D {
+/**
+ * [T, T] additive causal mask: 0 where query i may read key j, −1e9 elsewhere (exp underflows to exactly 0). Keys
+ * after the query are hidden; with a sliding `window`, so are keys j ≤ i − window (HF: `kv_idx > q_idx − window`).
+ */
+export function causalMask(T: number, window = Infinity): tf.Tensor2D {
   const m = new Float32Array(T * T);
-  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
+  for (let i = 0; i < T; i++) {
+    for (let j = 0; j < T; j++) if (j > i || j <= i - window) m[i * T + j] = -1e9;
+  }
   return tf.tensor2d(m, [T, T]);
 }
 

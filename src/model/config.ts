@@ -34,6 +34,11 @@ export interface ModelConfig {
   oBias: boolean;
   mlpBias: boolean;
   activation: string;
+  /**
+   * Sliding-window attention: a query attends to itself and the `window − 1` keys before it, in layers
+   * ≥ `fromLayer` (Mistral: all layers; Qwen2 only with use_sliding_window, from max_window_layers). Null: full.
+   */
+  slidingWindow: { window: number; fromLayer: number } | null;
   raw: Record<string, unknown>;
 }
 
@@ -71,6 +76,17 @@ function ropeScalingOf(raw: Record<string, unknown>): RopeScaling | null {
 }
 
 /** Normalises a parsed config.json object. */
+/** HF semantics: Mistral uses `sliding_window` when it is a number; Qwen2 only when `use_sliding_window` is true. */
+function slidingWindowOf(raw: Record<string, unknown>, modelType: Arch): ModelConfig['slidingWindow'] {
+  if (modelType === 'llama' || raw.sliding_window === null || raw.sliding_window === undefined) return null;
+  if (modelType === 'qwen2' && raw.use_sliding_window !== true) return null;
+  const window = num(raw, 'sliding_window');
+  if (!(Number.isInteger(window) && window >= 1)) {
+    throw new ModelConfigError('ConfigInvalid', `config.json: sliding_window must be a positive integer, got ${window}`);
+  }
+  return { window, fromLayer: modelType === 'qwen2' ? num(raw, 'max_window_layers', 0) : 0 };
+}
+
 export function parseModelConfig(raw: Record<string, unknown>): ModelConfig {
   const modelType = raw.model_type;
   if (modelType === 'gpt2') {
@@ -94,6 +110,7 @@ export function parseModelConfig(raw: Record<string, unknown>): ModelConfig {
       oBias: true,
       mlpBias: true,
       activation: String(raw.activation_function ?? 'gelu_new'),
+      slidingWindow: null,
       raw,
     };
   }
@@ -128,6 +145,7 @@ export function parseModelConfig(raw: Record<string, unknown>): ModelConfig {
     oBias: attentionBias,
     mlpBias: raw.mlp_bias === true,
     activation: String(raw.hidden_act ?? 'silu'),
+    slidingWindow: slidingWindowOf(raw, modelType),
     raw,
   };
 }

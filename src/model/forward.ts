@@ -7,47 +7,75 @@ import { disposeFrozen, frozenMatMul, type FrozenMatrix } from './fastLinear';
 import { ropeTables, rotationMatrix, type RopeTables } from './rope';
 import type { Gpt2Block, LlamaBlock, ModelTensors } from './weights';
 
-/** Per-length constants (mask, RoPE tables), built once and kept outside any tidy. */
+/** Per-length constants (masks, RoPE tables), built once and kept outside any tidy. */
 export interface LengthTables {
   mask: tf.Tensor2D; // [T, T]
+  windowMask: tf.Tensor2D; // [T, T], the sliding-window mask (the same tensor as `mask` when the window covers T)
   rope?: RopeTables; // cos/sin [T, headDim]
 }
 
+// Lengths kept at once. Training uses one or two; generation without a KV cache asks for every length in turn, and
+// keeping them all would hold O(T³) bytes of masks.
+const KEPT_LENGTHS = 4;
+
 export class TableCache {
-  private readonly byLength = new Map<number, LengthTables>();
+  private readonly byLength = new Map<number, LengthTables>(); // insertion order = least recently used first
   private rot?: FrozenMatrix; // rotate_half for the head dimension, shared by every length
-  constructor(private readonly invFreq: Float64Array | null) {}
+  constructor(
+    private readonly invFreq: Float64Array | null,
+    private readonly window = Infinity,
+  ) {}
 
   get(T: number): LengthTables {
     let t = this.byLength.get(T);
-    if (!t) {
-      t = { mask: tf.keep(causalMask(T)) };
-      if (this.invFreq) {
-        const { cos, sin } = ropeTables(this.invFreq, T);
-        if (!this.rot) {
-          const r = rotationMatrix(2 * this.invFreq.length);
-          this.rot = { io: tf.keep(r.io), oi: tf.keep(r.oi!) };
-        }
-        t.rope = { cos: tf.keep(cos), sin: tf.keep(sin), rot: this.rot };
-      }
+    if (t) {
+      this.byLength.delete(T);
       this.byLength.set(T, t);
+      return t;
     }
+    // A forward pass asks for its tables once, before any op, so older lengths are no longer in use here.
+    while (this.byLength.size >= KEPT_LENGTHS) {
+      const [oldest, old] = this.byLength.entries().next().value as [number, LengthTables];
+      this.byLength.delete(oldest);
+      disposeTables(old);
+    }
+    const mask = tf.keep(causalMask(T));
+    t = { mask, windowMask: this.window < T ? tf.keep(causalMask(T, this.window)) : mask };
+    if (this.invFreq) {
+      const { cos, sin } = ropeTables(this.invFreq, T);
+      if (!this.rot) {
+        const r = rotationMatrix(2 * this.invFreq.length);
+        this.rot = { io: tf.keep(r.io), oi: tf.keep(r.oi!) };
+      }
+      t.rope = { cos: tf.keep(cos), sin: tf.keep(sin), rot: this.rot };
+    }
+    this.byLength.set(T, t);
     return t;
   }
 
+  /** Lengths currently cached, least recently used first (for tests). */
+  get lengths(): number[] {
+    return [...this.byLength.keys()];
+  }
+
   dispose(): void {
-    for (const t of this.byLength.values()) tf.dispose([t.mask, ...(t.rope ? [t.rope.cos, t.rope.sin] : [])]);
+    for (const t of this.byLength.values()) disposeTables(t);
     this.byLength.clear();
     if (this.rot) disposeFrozen(this.rot);
     this.rot = undefined;
   }
 }
 
-function llamaBlock(b: LlamaBlock, x: tf.Tensor2D, c: ModelConfig, B: number, T: number, tab: LengthTables): tf.Tensor2D {
+function disposeTables(t: LengthTables): void {
+  tf.dispose([t.mask, ...(t.windowMask !== t.mask ? [t.windowMask] : []), ...(t.rope ? [t.rope.cos, t.rope.sin] : [])]);
+}
+
+function llamaBlock(b: LlamaBlock, x: tf.Tensor2D, c: ModelConfig, B: number, T: number, tab: LengthTables, layer: number): tf.Tensor2D {
   const act = activation(c.activation);
   const a = rmsNorm(x, b.inNorm, c.normEps); // [N, H]
   const shape = { B, T, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim };
-  const att = causalAttention(linear(b.q, a), linear(b.k, a), linear(b.v, a), shape, tab.mask, tab.rope); // [N, heads·d]
+  const mask = c.slidingWindow && layer >= c.slidingWindow.fromLayer ? tab.windowMask : tab.mask;
+  const att = causalAttention(linear(b.q, a), linear(b.k, a), linear(b.v, a), shape, mask, tab.rope); // [N, heads·d]
   const h = tf.add(x, linear(b.o, att)) as tf.Tensor2D;
   const m = rmsNorm(h, b.postNorm, c.normEps);
   const gated = tf.mul(act(linear(b.gate, m)), linear(b.up, m)) as tf.Tensor2D; // SwiGLU: [N, I]
@@ -73,7 +101,9 @@ export function hiddenStates(t: ModelTensors, c: ModelConfig, ids: tf.Tensor2D, 
     const p = tf.slice(t.pos, [0, 0], [T, c.hidden]); // [T, H] broadcast over the batch
     x = tf.reshape(tf.add(tf.reshape(x, [B, T, c.hidden]), p), [B * T, c.hidden]);
   }
-  for (const b of t.blocks) x = b.kind === 'llama' ? llamaBlock(b, x, c, B, T, tab) : gpt2Block(b, x, c, B, T, tab);
+  t.blocks.forEach((b, layer) => {
+    x = b.kind === 'llama' ? llamaBlock(b, x, c, B, T, tab, layer) : gpt2Block(b, x, c, B, T, tab);
+  });
   return c.arch === 'gpt2' ? layerNorm(x, t.norm.w, t.norm.b!, c.normEps) : rmsNorm(x, t.norm.w, c.normEps);
 }
 

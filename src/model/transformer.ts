@@ -43,7 +43,7 @@ export class CausalLM {
     readonly adapterSpec?: AdapterSpec,
   ) {
     const inv = config.arch === 'gpt2' ? null : ropeInvFreq(config.headDim, config.ropeTheta, config.ropeScaling);
-    this.tables = new TableCache(inv);
+    this.tables = new TableCache(inv, config.slidingWindow?.window);
   }
 
   /**

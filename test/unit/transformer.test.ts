@@ -60,8 +60,11 @@ function rope(v: Float64Array, t: number, theta: number, factor: number): Float6
   return out;
 }
 
-/** Logits [T, V] of one sequence. `noRope` exists only to show the comparison is sensitive to positions. */
-function reference(w: W, c: ModelConfig, ids: number[], noRope = false): Float64Array {
+/**
+ * Logits [T, V] of one sequence. `noRope` and `noWindow` exist only to show the comparison is sensitive to positions
+ * and to the sliding window.
+ */
+function reference(w: W, c: ModelConfig, ids: number[], noRope = false, noWindow = false): Float64Array {
   const g = (n: string) => {
     const t = w.get(n) ?? w.get(n.replace(/^transformer\./, ''));
     if (!t) throw new Error(`reference: missing ${n}`);
@@ -99,15 +102,17 @@ function reference(w: W, c: ModelConfig, ids: number[], noRope = false): Float64
       ks.push(head(k, c.kvHeads).map(pos));
       vs.push(head(v, c.kvHeads));
     }
+    const sw = c.slidingWindow && !noWindow && l >= c.slidingWindow.fromLayer ? c.slidingWindow.window : Infinity;
     xs = xs.map((x, t) => {
       const att = new Float64Array(c.heads * d);
+      const lo = Math.max(0, t - sw + 1); // keys lo..t: the query itself and window − 1 before it
       for (let h = 0; h < c.heads; h++) {
         const kv = Math.floor(h / (c.heads / c.kvHeads));
-        const s = Array.from({ length: t + 1 }, (_, u) => qs[t][h].reduce((acc, qi, i) => acc + qi * ks[u][kv][i], 0) / Math.sqrt(d));
+        const s = Array.from({ length: t + 1 - lo }, (_, u) => qs[t][h].reduce((acc, qi, i) => acc + qi * ks[lo + u][kv][i], 0) / Math.sqrt(d));
         const mx = Math.max(...s);
         const e = s.map((v) => Math.exp(v - mx));
         const z = e.reduce((a, b) => a + b, 0);
-        for (let u = 0; u <= t; u++) for (let i = 0; i < d; i++) att[h * d + i] += (e[u] / z) * vs[u][kv][i];
+        for (let u = 0; u < s.length; u++) for (let i = 0; i < d; i++) att[h * d + i] += (e[u] / z) * vs[lo + u][kv][i];
       }
       const o = gpt
         ? lin(g(`${p}.attn.c_proj.weight`), g(`${p}.attn.c_proj.bias`), att, H, H, true)
@@ -183,6 +188,40 @@ test('qwen2 (q/k/v bias, tied embeddings, BF16 in 3 shards) logits equal the flo
   const { model } = await compare('qwen2', { arch: 'qwen2', hidden: 32, layers: 2, heads: 4, kvHeads: 1, vocab: 301, seed: 2, dtype: 'BF16', shards: 3 });
   assert.equal(model.config.tieEmbeddings, true);
   model.dispose();
+});
+
+test('sliding-window attention (Mistral, and Qwen2 from max_window_layers) equals the float64 reference', async () => {
+  const mistral = await compare('mistral', { arch: 'llama', hidden: 32, layers: 2, heads: 4, kvHeads: 2, vocab: 320, seed: 4, configPatch: { model_type: 'mistral', sliding_window: 3 } });
+  assert.deepEqual(mistral.model.config.slidingWindow, { window: 3, fromLayer: 0 });
+  const full = reference(await readAll(mistral.dir), mistral.model.config, batch[0], false, true);
+  assert.ok(maxAbsDiff(full, mistral.ref[0]) > 1e-2, 'ignoring the window should change the logits');
+  mistral.model.dispose();
+  const qwen = await compare('qwen2-swa', {
+    arch: 'qwen2', hidden: 32, layers: 2, heads: 4, kvHeads: 2, vocab: 320, seed: 5,
+    configPatch: { use_sliding_window: true, sliding_window: 2, max_window_layers: 1 },
+  });
+  assert.deepEqual(qwen.model.config.slidingWindow, { window: 2, fromLayer: 1 });
+  qwen.model.dispose();
+  // Mistral v0.2+ ships sliding_window: null, and Qwen2 ignores the field unless use_sliding_window is set.
+  const { parseModelConfig } = await import('../../src/model/config');
+  const base = { hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 16, vocab_size: 10 };
+  assert.equal(parseModelConfig({ ...base, model_type: 'mistral', sliding_window: null }).slidingWindow, null);
+  assert.equal(parseModelConfig({ ...base, model_type: 'qwen2', sliding_window: 4096 }).slidingWindow, null);
+  assert.throws(() => parseModelConfig({ ...base, model_type: 'mistral', sliding_window: 0 }), /sliding_window/);
+});
+
+test('the table cache keeps the last few lengths and frees the rest', async () => {
+  const { TableCache } = await import('../../src/model/forward');
+  const before = tf.memory().numTensors;
+  const cache = new TableCache(ropeInvFreq(8, 10000, null), 3);
+  for (let T = 1; T <= 10; T++) cache.get(T);
+  cache.get(8); // touched: no longer the oldest
+  cache.get(11);
+  assert.deepEqual(cache.lengths, [9, 10, 8, 11]);
+  const t11 = cache.get(11);
+  assert.deepEqual(Array.from(await t11.windowMask.data()).slice(10 * 11, 11 * 11).map((v) => (v === 0 ? 1 : 0)), [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1]);
+  cache.dispose();
+  assert.equal(tf.memory().numTensors, before);
 });
 
 test('gpt2 (Conv1D, fused c_attn, learned positions, LayerNorm, gelu_new) logits equal the float64 reference', async () => {
