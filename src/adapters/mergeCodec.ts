@@ -3,6 +3,8 @@
 import { dtypeSize, type Dtype } from '../safetensors';
 import { f16BitsFromF32Bits, f16TableBits } from '../safetensors/convert';
 import { MergeError } from './mergeError';
+import type { MergeWasm } from './mergeWasm';
+import { lowerBound, scanSpecials, WasmBf16Rows } from './mergeWasmRows';
 
 // Bound once: an imported binding can compile to a property getter per call (CommonJS interop), too slow per element.
 const halfBits = f16BitsFromF32Bits;
@@ -40,8 +42,18 @@ export class RowCodec {
   private readonly out32: Uint32Array;
   private readonly out64: Float64Array;
   private readonly half = f16TableBits();
+  private readonly bf16Rows?: WasmBf16Rows; // WASM kernel scratch for BF16 -> BF16 rows
+  private specials?: Int32Array; // from scanSpecials(): the only base values pass() has to look at
 
-  constructor(raw: Uint8Array, private readonly from: FloatDtype, private readonly to: FloatDtype, width: number, private readonly what: string) {
+  /** With `wasm`, its arena gets this codec's scratch now, so make the codec before handing out arena views. */
+  constructor(
+    raw: Uint8Array,
+    private readonly from: FloatDtype,
+    private readonly to: FloatDtype,
+    width: number,
+    private readonly what: string,
+    private readonly wasm?: MergeWasm,
+  ) {
     // Typed views need aligned bytes; tensors read by SafetensorsFile always are, anything else is copied once.
     this.raw = raw.byteOffset % 8 === 0 ? raw : raw.slice();
     const n = this.raw.length / dtypeSize(from);
@@ -60,14 +72,17 @@ export class RowCodec {
     this.out64 = view(Float64Array, to === 'F64' ? this.out : empty, 8);
     this.sU = new Uint32Array(Math.max(1, width));
     this.sF = new Float32Array(this.sU.buffer);
+    if (wasm && from === 'BF16' && to === 'BF16') this.bf16Rows = new WasmBf16Rows(wasm, width);
   }
 
   /** Elements [start, start + n) of the output = round(acc[accOff..] + base), or round(base) without `acc`; n ≤ width. */
   finish(acc: Float32Array | undefined, accOff: number, start: number, n: number): void {
     const { sU, sF } = this;
     if (acc && this.from === 'BF16' && this.to === 'BF16') {
-      const bad = addRoundBf16(this.in16, this.out16, sU, sF, acc, accOff, start, n);
-      if (bad >= 0) throw encodeError(sF[bad], 'BF16', this.what, start + bad);
+      // The WASM kernel takes the leading groups of 8 it can store; the JS loop does the rest and names a bad value.
+      const done = this.bf16Rows && n >= 32 ? this.bf16Rows.addRound(this.in16, this.out16, acc, accOff, start, n) : 0;
+      const bad = addRoundBf16(this.in16, this.out16, sU, sF, acc, accOff + done, start + done, n - done);
+      if (bad >= 0) throw encodeError(sF[bad], 'BF16', this.what, start + done + bad);
       return;
     }
     this.decode(start, n);
@@ -107,6 +122,17 @@ export class RowCodec {
     }
   }
 
+  /**
+   * With WASM: finds every Inf/NaN and -0 of the base once, so pass() visits only those. Call it before any pass()
+   * (it reads the original values) and before handing out arena views (it allocates its scan chunk).
+   */
+  scanForPass(): void {
+    if (!this.wasm || !this.canPass) return;
+    this.specials = this.from === 'F32'
+      ? scanSpecials(this.wasm, this.in32, 0)
+      : scanSpecials(this.wasm, this.in16, this.from === 'F16' ? 0x7c00 : 0x7f80);
+  }
+
   /** Whether pass() applies: the output overwrites 16- or 32-bit input in place. */
   get canPass(): boolean {
     return this.from === this.to && this.from !== 'F64';
@@ -117,6 +143,12 @@ export class RowCodec {
    * that +0 + (-0) = +0, so only -0 is rewritten, and non-finite base values are refused, all in place.
    */
   pass(start: number, n: number, plusZero: boolean): void {
+    const list = this.specials;
+    if (list) {
+      // The same passSpecial calls in the same order as the scans below, found by the whole-tensor WASM scan.
+      for (let j = lowerBound(list, start); j < list.length && list[j] < start + n; j++) this.passSpecial(list[j], plusZero);
+      return;
+    }
     if (this.from === 'F32') {
       const v = this.in32;
       for (let i = start; i < start + n; i++) {

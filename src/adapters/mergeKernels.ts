@@ -168,7 +168,9 @@ export class Mora6Rows implements DeltaRows {
   row(o: number): Float32Array {
     const { M, rHat, inF, out, cos, sin } = this;
     const h = rHat / 2;
-    if (this.lastBase >= 0) for (let j = 0; j < rHat; j++) out[(this.lastBase + j) % inF] = 0;
+    const last = this.lastBase;
+    if (last >= 0 && last + rHat <= inF) out.fill(0, last, last + rHat);
+    else if (last >= 0) for (let j = 0; j < rHat; j++) out[(last + j) % inF] = 0;
     const p = o % this.produced;
     const c = Math.floor(p / rHat);
     const a = p - c * rHat;
@@ -176,6 +178,16 @@ export class Mora6Rows implements DeltaRows {
     this.lastBase = base;
     const mo = a * rHat;
     // (M·R_c)[a, j] = M[a,j]·cos + M[a,j+h]·sin for j < h, and M[a,j]·cos − M[a,j−h]·sin for j ≥ h.
+    if (base + rHat <= inF) {
+      // The band does not wrap around the row: the same sums without an integer division per index.
+      for (let j = 0; j < h; j++) {
+        const co = cos[c * h + j];
+        const si = sin[c * h + j];
+        out[base + j] += M[mo + j] * co + M[mo + j + h] * si;
+        out[base + j + h] += M[mo + j + h] * co - M[mo + j] * si;
+      }
+      return out;
+    }
     for (let j = 0; j < h; j++) {
       const co = cos[c * h + j];
       const si = sin[c * h + j];

@@ -8,6 +8,8 @@ import { LoraRows, materialize, Mora1Rows, Mora6Rows, tiesRow, type DeltaRows } 
 import { asMergeError, type MergePlan, type MergeSource, type TensorPlan } from './mergePlan';
 import { magnitudePrune, tiesCombine } from './ties';
 import { moduleScaling } from './targets';
+import { mergeWasm, type MergeWasm } from './mergeWasm';
+import { WasmLoraRows, WasmMora6Rows } from './mergeWasmRows';
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -154,14 +156,18 @@ export function mergeTensorBytes(
   if (!littleEndian || plan.dora || !floatDtype(from) || !floatDtype(outDtype) || t.info.shape.length !== 2) return undefined;
   const [outF, inF] = t.info.shape;
   if (baseBytes.length !== outF * inF * dtypeSize(from)) return undefined;
+  // WASM kernels where SIMD is available: this tensor's scratch comes from the arena, emptied here (the previous
+  // tensor's views are no longer used), and every region is allocated before the first row is formed.
+  const wasm = mergeWasm();
+  wasm?.arena.reset();
   const rows: DeltaRows[] = [];
   for (const c of t.contributions) {
-    const r = deltaRows(sources[c.source], c.module, t);
+    const r = deltaRows(sources[c.source], c.module, t, wasm);
     if (!r) return undefined;
     rows.push(r);
   }
   const weights = t.contributions.map((c) => sources[c.source].weight);
-  const codec = new RowCodec(baseBytes, from, outDtype, inF, what);
+  const codec = new RowCodec(baseBytes, from, outDtype, inF, what, wasm);
   const acc = new Float32Array(inF);
   if (plan.method === 'ties') {
     // TIES trims each task tensor to its global top-k magnitudes, so those must exist whole.
@@ -177,6 +183,7 @@ export function mergeTensorBytes(
   // A single MoRA-6 ΔW row is zero outside one r̂-wide band: there the base passes through (checked) unchanged.
   const sparse = rows.length === 1 && rows[0].touched !== undefined && codec.canPass;
   const plusZero = Object.is(0 * w0, 0); // the sign of 0·w0, the value of ΔW's zeros after weighting
+  if (sparse) codec.scanForPass();
   for (let o = 0; o < outF; o++) {
     const row0 = rows[0].row(o);
     const at = o * inF;
@@ -214,7 +221,7 @@ export function mergeTensorBytes(
 }
 
 /** Row kernels for one module, validated as deltaWeight validates it; undefined where only deltaWeight applies. */
-function deltaRows(s: MergeSource, m: AdapterModule, t: TensorPlan): DeltaRows | undefined {
+function deltaRows(s: MergeSource, m: AdapterModule, t: TensorPlan, wasm?: MergeWasm): DeltaRows | undefined {
   const cfg = s.adapter.config;
   if (cfg.fan_in_fan_out || cfg.use_dora || (cfg.use_mora && cfg.mora_type !== 1 && cfg.mora_type !== 6)) return undefined;
   const [outF, inF] = t.info.shape;
@@ -224,8 +231,12 @@ function deltaRows(s: MergeSource, m: AdapterModule, t: TensorPlan): DeltaRows |
   } catch (err) {
     throw asMergeError(err, `${s.adapter.dir}: ${t.name}`);
   }
-  if (!cfg.use_mora) return new LoraRows(m.A, m.B, rank, inF, outF, moduleScaling(cfg, m.path));
-  return cfg.mora_type === 1 ? new Mora1Rows(m.A, rank, inF, outF) : new Mora6Rows(m.A, rank, inF, outF);
+  if (!cfg.use_mora) {
+    const scaling = moduleScaling(cfg, m.path);
+    return (wasm && WasmLoraRows.create(wasm, m.A, m.B, rank, inF, outF, scaling)) || new LoraRows(m.A, m.B, rank, inF, outF, scaling);
+  }
+  if (cfg.mora_type === 1) return new Mora1Rows(m.A, rank, inF, outF);
+  return (wasm && WasmMora6Rows.create(wasm, m.A, rank, inF, outF)) || new Mora6Rows(m.A, rank, inF, outF);
 }
 
 /** A dtype change of an untouched tensor: decode and round in blocks, in place when the element size is kept. */

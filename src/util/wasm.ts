@@ -205,6 +205,8 @@ export const op = {
   f64x2Max: simd(0xf5),
   f32x4DemoteF64x2Zero: simd(0x5e),
   f64x2PromoteLowF32x4: simd(0x5f),
+  // Appended for the merge kernels (src/adapters/mergeWasm.ts).
+  i32x4GtS: simd(0x3b),
 } as const;
 
 export interface WasmFunction {

@@ -76,3 +76,13 @@ test('v128 constants, lane extraction and f32 demotion round like Math.fround', 
   for (const v of [0.1, 1 / 3, 3.4028235677973366e38, 1e-46, -2.5e-39]) assert.equal(k.demote(v), Math.fround(v));
   assert.equal(k.lane(), -4);
 });
+
+test('i32x4.gt_s (0xfd 0x3b) compares signed lanes', () => {
+  assert.deepEqual(op.i32x4GtS, [0xfd, 0x3b]);
+  const arena = new WasmArena();
+  const k = instantiate<{ gt(): number }>(
+    assembleModule([{ name: 'gt', params: [], results: ['i32'], body: code(op.i32x4Const(5, -1, 0x7f7f8000, 2), op.i32x4Const(4, 1, 0x7f7f7fff, 2), op.i32x4GtS, op.i32x4Bitmask) }]),
+    arena.memory,
+  );
+  assert.equal(k.gt(), 0b0101); // 5 > 4, -1 < 1 (signed), 0x7f7f8000 > 0x7f7f7fff, 2 = 2
+});
