@@ -1,16 +1,21 @@
 // Benchmark: exact σ of every ΔW of a MoRA r=8 adapter for a LLaMA-2-7B-shaped model (32 layers × 7 modules) by
 // the structured path, against the dense path (form ΔW, then a dense SVD) on a few layers.
 // Usage: node --import tsx bench/spectrumBench.ts [--type 6|1] [--dense 512,1024,2048] [--layers 32] [--full] [--threads N]
+//        [--kernels wasm|js] (dense kernels: WASM SIMD, the default where supported, or the plain-JS fallback)
+import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import { moraDeltaW, moraRank, type MoraType } from '../src/adapters';
+import { denseKernels } from '../src/spectrum/denseKernels';
 import { singularValues } from '../src/spectrum/linalg';
 import { moraSingularValues } from '../src/spectrum/moraSpectrum';
 import { moraSpectraParallel, type MoraJob } from '../src/spectrum/parallelKernel';
 import { spectrumMetrics } from '../src/spectrum/metrics';
 import { mulberry, randn } from '../src/spectrum/random';
 
-const { values } = parseArgs({ options: { type: { type: 'string', default: '6' }, dense: { type: 'string', default: '512,1024' }, layers: { type: 'string', default: '32' }, full: { type: 'boolean', default: false }, threads: { type: 'string', default: '' } } });
+const { values } = parseArgs({ options: { type: { type: 'string', default: '6' }, dense: { type: 'string', default: '512,1024' }, layers: { type: 'string', default: '32' }, full: { type: 'boolean', default: false }, threads: { type: 'string', default: '' }, kernels: { type: 'string', default: '' } } });
+// Worker threads copy process.env when they start, so this choice reaches them too.
+if (values.kernels) process.env.MORA_SPECTRUM_KERNELS = values.kernels;
 const type = Number(values.type) as MoraType;
 const layers = Number(values.layers);
 const r = 8;
@@ -23,6 +28,16 @@ const MODULES: [string, number, number][] = [
 function randomM(rHat: number, seed: number): Float32Array {
   const rnd = mulberry(seed);
   return Float32Array.from({ length: rHat * rHat }, () => 0.02 * randn(rnd));
+}
+
+/** Linux CPU ticks [busy, steal] from /proc/stat: steal is time the hypervisor gave this VM's vCPUs to others. */
+function cpuTicks(): [number, number] | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return [f[0] + f[1] + f[2] + f[5] + f[6], f[7] ?? 0];
+  } catch {
+    return null;
+  }
 }
 
 async function main(): Promise<void> {
@@ -54,11 +69,19 @@ async function main(): Promise<void> {
   // Worker threads (fresh workers, start-up included), then metrics on the main thread.
   const threads = Number(values.threads) || Math.max(1, os.availableParallelism());
   let parallelMs = NaN;
+  let steal = '';
   if (threads > 1) {
+    const ticks0 = cpuTicks();
     const t = performance.now();
     const res = await moraSpectraParallel(jobs, threads);
     res.forEach((s, i) => spectrumMetrics(s.sigma, { rows: jobs[i].outF, cols: jobs[i].inF, rankTol: s.tolerance }));
     parallelMs = performance.now() - t;
+    const ticks1 = cpuTicks();
+    if (ticks0 && ticks1) {
+      const busy = ticks1[0] - ticks0[0];
+      const stolen = ticks1[1] - ticks0[1];
+      steal = `; steal during the threaded run ${((100 * stolen) / Math.max(1, busy + stolen)).toFixed(0)}% of vCPU time`;
+    }
   }
   const load = os.loadavg().map((x) => x.toFixed(1)).join(' / ');
 
@@ -109,14 +132,14 @@ async function main(): Promise<void> {
 
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const out: string[] = [];
-  out.push(`Machine: ${cpu}, ${os.cpus().length} cores (shared), Node ${process.version}; ${new Date().toISOString().slice(0, 10)}; load average after the structured runs ${load}`);
+  out.push(`Machine: ${cpu}, ${os.cpus().length} cores (shared), Node ${process.version}; ${new Date().toISOString().slice(0, 10)}; load average after the structured runs ${load}; dense kernels: ${denseKernels().name}`);
   out.push('', `MoRA type ${type}, r = ${r}, ${layers} layers × 7 modules = ${nModules} ΔW, random M (σ ≈ 0.02·√r̂):`, '');
   out.push('| module | in → out | r̂ | method | σ count | ms / module |', '|---|---|---|---|---|---|');
   for (const [name, inF, outF] of MODULES) {
     const e = perType.get(name)!;
     out.push(`| ${name} | ${inF} → ${outF} | ${e.rHat} | ${e.method} | ${e.count} | ${(e.ms / e.n).toFixed(1)} |`);
   }
-  out.push('', `**Structured, all ${nModules} modules: ${(structuredMs / 1000).toFixed(2)} s single thread (CPU ${(structuredCpuMs / 1000).toFixed(2)} s); ${(parallelMs / 1000).toFixed(2)} s on ${threads} worker threads** (start-up included).`, '');
+  out.push('', `**Structured, all ${nModules} modules: ${(structuredMs / 1000).toFixed(2)} s single thread (CPU ${(structuredCpuMs / 1000).toFixed(2)} s); ${(parallelMs / 1000).toFixed(2)} s on ${threads} worker threads** (start-up included${steal}).`, '');
   out.push('| dense n×n (same r, type) | r̂ | form ΔW ms | dense SVD of ΔW ms | dense SVD of Gaussian n×n ms | max |σ_struct − σ_dense| / σ_max |', '|---|---|---|---|---|---|');
   for (const d of dense) out.push(`| ${d.n} | ${d.rHat} | ${d.formMs.toFixed(0)} | ${d.svdMs.toFixed(0)} | ${d.gaussMs.toFixed(0)} | ${d.maxErr.toExponential(1)} |`);
   if (fullLayer) {

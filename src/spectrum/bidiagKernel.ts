@@ -2,53 +2,56 @@
 // reduced with matrix–vector products against the not-yet-updated trailing matrix plus low-rank corrections; the
 // trailing matrix then takes all nb reflector pairs at once as one rank-2nb update A −= V·Yᵀ + X·Uᵀ through the
 // register-blocked kernel. That halves the passes over the trailing matrix of the unblocked reduction and moves
-// half of the flops into the fast kernel: ≈ 2× on the r̂-sized (256–700) matrices the MoRA spectra need.
+// half of the flops into the fast kernel. Every loop over the trailing matrix or a full panel goes through
+// DenseKernels (WASM SIMD where available, bit-identical JS otherwise); what stays here is O(n) per column.
 
-import { GemmWorkspace, gemmSubtract, packRows } from './gemmKernel';
+import { denseKernels, type DenseKernels } from './denseKernels';
+import { packStrided } from './gemmKernel';
 import { bidiagonalize, reflector } from './linalg';
 
-/** Panel width: 8 measured best of 8/16/32 for n = 256–616 (panel corrections grow with it, kernel reuse too). */
+/**
+ * Panel width: 8 measured best of 8/16/32 for n = 256–616 (panel corrections grow with it, kernel reuse too); the
+ * 8-wide row kernels (corr, colsT) are built for it.
+ */
 const NB = 8;
 /** Below this many remaining columns the unblocked reduction finishes the job. */
 const NX = 48;
 
 /**
- * Same contract as `bidiagonalize` (m ≥ n, destroys `a`, returns d and the super-diagonal e of B = Uᵀ A V), but
- * blocked. Falls back to the unblocked routine for small matrices.
+ * Same result as `bidiagonalize` (m ≥ n, returns d and the super-diagonal e of B = Uᵀ A V), but blocked, and on a
+ * copy (in the kernels' buffers): `a` is not modified. Falls back to the unblocked routine for small matrices.
  */
-export function bidiagonalizeBlocked(a: Float64Array, m: number, n: number): { d: Float64Array; e: Float64Array } {
-  if (n <= NX) return bidiagonalize(a, m, n);
+export function bidiagonalizeBlocked(a: Float64Array | Float32Array, m: number, n: number): { d: Float64Array; e: Float64Array } {
+  if (n <= NX) return bidiagonalize(Float64Array.from(a.subarray(0, m * n)), m, n);
   const d = new Float64Array(n);
   const e = new Float64Array(n - 1);
-  const w: PanelWork = {
-    x: new Float64Array(m * NB), // X[r·NB + p], rows r ≥ k of the current panel
-    y: new Float64Array(n * NB), // Y[c·NB + p], columns c ≥ k
-    v: new Float64Array(m),
-    u: new Float64Array(n),
-    acc: new Float64Array(n),
-    t1: new Float64Array(NB),
-    t2: new Float64Array(NB),
-  };
-  const gemm = new GemmWorkspace();
+  const K = 2 * NB;
+  const kern = denseKernels();
+  const packLen = (len: number) => Math.ceil(len / 4) * 4 * K;
+  // All working storage in one call (arena views on the wasm path): the matrix, X[r·NB + p] (rows r ≥ k of the
+  // current panel), Y[c·NB + p] (columns c ≥ k), the reflector vectors, and the packed trailing-update operands.
+  const [A, x, y, v, u, acc, t1, t2, tn, zero8, pa, pb] = kern.buffers([m * n, m * NB, n * NB, m, n, n, NB, NB, NB, NB, packLen(m), packLen(n)]);
+  A.set(a.subarray(0, m * n));
+  const w: PanelWork = { x, y, v, u, acc, t1, t2, tn, zero8, kern };
   let k = 0;
   for (; n - k > NX; k += NB) {
-    panel(a, m, n, k, d, e, w);
+    panel(A, m, n, k, d, e, w);
     // Trailing update A[k+NB:, k+NB:] −= [V X]·[Yᵀ; U]: [rows, 2·NB] x [2·NB, cols] -> [rows, cols]
     const r0 = k + NB;
     const rows = m - r0;
     const cols = n - r0;
-    const K = 2 * NB;
-    gemm.ensure(rows, cols, K);
-    const { x, y } = w;
-    packRows(gemm.pa, rows, K, (r, p) => (p < NB ? a[(r0 + r) * n + k + p] : x[(r0 + r) * NB + p - NB]));
-    packRows(gemm.pb, cols, K, (c, p) => (p < NB ? y[(r0 + c) * NB + p] : a[(k + p - NB) * n + r0 + c]));
-    gemmSubtract(a, r0 * n + r0, n, rows, cols, K, gemm.pa, gemm.pb);
+    // Ā(r, p) = V(r0 + r, p) | X(r0 + r, p − NB);  B̄ᵀ(c, p) = Y(r0 + c, p) | U(p − NB, r0 + c) = A(k + p − NB, r0 + c)
+    packStrided(pa, rows, K, 0, NB, A, r0 * n + k, n, 1);
+    packStrided(pa, rows, K, NB, K, x, r0 * NB, NB, 1);
+    packStrided(pb, cols, K, 0, NB, y, r0 * NB, NB, 1);
+    packStrided(pb, cols, K, NB, K, A, k * n + r0, 1, n);
+    kern.gemmSub(A, r0 * n + r0, n, rows, cols, K, pa, pb);
   }
   // The last few columns, unblocked, on a compact copy of the trailing block.
   const mt = m - k;
   const nt = n - k;
   const tail = new Float64Array(mt * nt);
-  for (let i = 0; i < mt; i++) tail.set(a.subarray((k + i) * n + k, (k + i) * n + n), i * nt);
+  for (let i = 0; i < mt; i++) tail.set(A.subarray((k + i) * n + k, (k + i) * n + n), i * nt);
   const rest = bidiagonalize(tail, mt, nt);
   d.set(rest.d, k);
   e.set(rest.e, k);
@@ -63,6 +66,9 @@ interface PanelWork {
   acc: Float64Array;
   t1: Float64Array;
   t2: Float64Array;
+  tn: Float64Array;
+  zero8: Float64Array;
+  kern: DenseKernels;
 }
 
 /**
@@ -71,22 +77,19 @@ interface PanelWork {
  * such that the trailing matrix still needs A −= V·Yᵀ + X·Uᵀ. Indices follow LAPACK dlabrd with g = k + i.
  */
 function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array, e: Float64Array, w: PanelWork): void {
-  const { x, y, v, u, acc, t1, t2 } = w;
+  const { x, y, v, u, acc, t1, t2, tn, zero8, kern } = w;
   for (let i = 0; i < NB; i++) {
     const g = k + i;
     // Column g catches up with the panel's earlier reflectors: A(g:m, g) −= V(g:m, :i)·Y(g, :i)ᵀ + X(g:m, :i)·U(:i, g).
+    // The corrections run over all NB panel columns with zero weights past i (unprocessed columns are finite).
     if (i > 0) {
+      t1.fill(0);
+      t2.fill(0);
       for (let p = 0; p < i; p++) {
         t1[p] = y[g * NB + p];
         t2[p] = a[(k + p) * n + g];
       }
-      for (let r = g; r < m; r++) {
-        const ro = r * n + k;
-        const xo = r * NB;
-        let s = 0;
-        for (let p = 0; p < i; p++) s += a[ro + p] * t1[p] + x[xo + p] * t2[p];
-        a[r * n + g] -= s;
-      }
+      kern.corr(a, k, n, x, 0, NB, g, m, t1, t2, a, g, n, 1);
     }
     for (let r = g; r < m; r++) v[r] = a[r * n + g];
     const left = reflector(v, g, m);
@@ -98,62 +101,28 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
     // Y(g+1:n, i) = τq·[A(g:m, g+1:n)ᵀ v − Y(g+1:n, :i)·(Vᵀv) − Uᵀ·(Xᵀv)] against the panel-start trailing matrix.
     const c0 = g + 1;
     acc.fill(0, c0, n);
-    let r = g;
-    for (; r + 3 < m; r += 4) {
-      const v0 = v[r];
-      const v1 = v[r + 1];
-      const v2 = v[r + 2];
-      const v3 = v[r + 3];
-      const o0 = r * n;
-      const o1 = o0 + n;
-      const o2 = o1 + n;
-      const o3 = o2 + n;
-      for (let c = c0; c < n; c++) acc[c] += v0 * a[o0 + c] + v1 * a[o1 + c] + v2 * a[o2 + c] + v3 * a[o3 + c];
-    }
-    for (; r < m; r++) {
-      const vr = v[r];
-      const o = r * n;
-      for (let c = c0; c < n; c++) acc[c] += vr * a[o + c];
-    }
+    kern.atv(a, n, g, m, c0, n, v, acc);
+    // U(:i, ·) holds the panel's earlier right vectors in rows k..g−1 of A; Y rows are 8 wide (zero weights past i).
+    const uRows = a.subarray(k * n);
     if (i > 0) {
-      t1.fill(0, 0, i);
-      t2.fill(0, 0, i);
-      for (let rr = g; rr < m; rr++) {
-        const vr = v[rr];
-        const ro = rr * n + k;
-        const xo = rr * NB;
-        for (let p = 0; p < i; p++) {
-          t1[p] += a[ro + p] * vr;
-          t2[p] += x[xo + p] * vr;
-        }
-      }
-      for (let c = c0; c < n; c++) {
-        const yo = c * NB;
-        let s = 0;
-        for (let p = 0; p < i; p++) s += y[yo + p] * t1[p];
-        acc[c] -= s;
-      }
-      for (let p = 0; p < i; p++) {
-        const f = t2[p];
-        const o = (k + p) * n;
-        for (let c = c0; c < n; c++) acc[c] -= f * a[o + c];
-      }
+      t1.fill(0);
+      t2.fill(0);
+      kern.colsT(a, k, n, x, 0, NB, g, m, v, t1, t2);
+      t1.fill(0, i);
+      for (let p = 0; p < i; p++) tn[p] = -t2[p];
+      kern.corr(y, 0, NB, y, 0, NB, c0, n, t1, zero8, acc, 0, 1, 1);
+      kern.atv(uRows, n, 0, i, c0, n, tn, acc);
     }
     for (let c = c0; c < n; c++) y[c * NB + i] = tauq * acc[c];
 
     // Row g catches up: A(g, g+1:n) −= Y(g+1:n, :i+1)·A(g, k:g+1)ᵀ + U(:i, g+1:n)ᵀ·X(g, :i)ᵀ.
     const go = g * n;
+    t1.fill(0);
     for (let p = 0; p <= i; p++) t1[p] = a[go + k + p];
-    for (let c = c0; c < n; c++) {
-      const yo = c * NB;
-      let s = 0;
-      for (let p = 0; p <= i; p++) s += y[yo + p] * t1[p];
-      a[go + c] -= s;
-    }
-    for (let p = 0; p < i; p++) {
-      const f = x[g * NB + p];
-      const o = (k + p) * n;
-      for (let c = c0; c < n; c++) a[go + c] -= f * a[o + c];
+    kern.corr(y, 0, NB, y, 0, NB, c0, n, t1, zero8, a, go, 1, 1);
+    if (i > 0) {
+      for (let p = 0; p < i; p++) tn[p] = -x[g * NB + p];
+      kern.atv(uRows, n, 0, i, c0, n, tn, a.subarray(go));
     }
     // Right reflector on the (contiguous) row segment A(g, g+1:n).
     for (let c = c0; c < n; c++) u[c] = a[go + c];
@@ -164,53 +133,13 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
     const taup = right.tau;
 
     // X(g+1:m, i) = τp·[A(g+1:m, g+1:n)·u − V(g+1:m, :i+1)·(Yᵀu) − X(g+1:m, :i)·(U·u)].
-    for (let p = 0; p <= i; p++) {
-      let s = 0;
-      for (let c = c0; c < n; c++) s += y[c * NB + p] * u[c];
-      t1[p] = s;
-    }
-    for (let p = 0; p < i; p++) {
-      const o = (k + p) * n;
-      let s = 0;
-      for (let c = c0; c < n; c++) s += a[o + c] * u[c];
-      t2[p] = s;
-    }
+    t1.fill(0);
+    t2.fill(0);
+    kern.colsT(y, 0, NB, y, 0, NB, c0, n, u, t1, tn); // t1 = Yᵀu (tn takes a discarded copy)
+    t1.fill(0, i + 1);
+    kern.av(uRows, n, 0, i, c0, n, u, t2, 0, 1); // t2 = U·u for p < i
     x[g * NB + i] = 0;
-    r = g + 1;
-    for (; r + 3 < m; r += 4) {
-      const o0 = r * n;
-      const o1 = o0 + n;
-      const o2 = o1 + n;
-      const o3 = o2 + n;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let c = c0; c < n; c++) {
-        const uc = u[c];
-        s0 += a[o0 + c] * uc;
-        s1 += a[o1 + c] * uc;
-        s2 += a[o2 + c] * uc;
-        s3 += a[o3 + c] * uc;
-      }
-      x[r * NB + i] = s0;
-      x[(r + 1) * NB + i] = s1;
-      x[(r + 2) * NB + i] = s2;
-      x[(r + 3) * NB + i] = s3;
-    }
-    for (; r < m; r++) {
-      const o = r * n;
-      let s = 0;
-      for (let c = c0; c < n; c++) s += a[o + c] * u[c];
-      x[r * NB + i] = s;
-    }
-    for (let rr = g + 1; rr < m; rr++) {
-      const ro = rr * n + k;
-      const xo = rr * NB;
-      let s = x[xo + i];
-      for (let p = 0; p <= i; p++) s -= a[ro + p] * t1[p];
-      for (let p = 0; p < i; p++) s -= x[xo + p] * t2[p];
-      x[xo + i] = taup * s;
-    }
+    kern.av(a, n, g + 1, m, c0, n, u, x, i, NB);
+    kern.corr(a, k, n, x, 0, NB, g + 1, m, t1, t2, x, i, NB, taup);
   }
 }

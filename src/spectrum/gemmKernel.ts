@@ -1,40 +1,48 @@
 // Register-blocked rank-k update C −= Ā·B̄ for the blocked reductions (bidiagonal and tridiagonal). Plain JS over
 // Float64Array: both operands are packed into 4-wide panels first so the inner loop reads two short contiguous
-// streams and keeps a 4×4 block of C in 16 locals. V8 runs that loop at ≈ 6 GFLOP/s on the development machine,
-// against ≈ 1.5–2.5 GFLOP/s for the row-by-row (level-2) updates it replaces.
-
-/** Reusable packing buffers; grown on demand so repeated reductions do not allocate. */
-export class GemmWorkspace {
-  pa = new Float64Array(0);
-  pb = new Float64Array(0);
-
-  ensure(rows: number, cols: number, k: number): void {
-    const na = Math.ceil(rows / 4) * 4 * k;
-    const nbv = Math.ceil(cols / 4) * 4 * k;
-    if (this.pa.length < na) this.pa = new Float64Array(na);
-    if (this.pb.length < nbv) this.pb = new Float64Array(nbv);
-  }
-}
+// streams and keeps a 4×4 block of C in 16 locals (≈ 6 GFLOP/s in V8). This is the reference and the fallback; the
+// WASM SIMD twin in wasmKernels.ts does the same arithmetic in f64x2 lanes (≈ 15–20 GFLOP/s).
 
 /**
- * Packs a rows×k operand into 4-row blocks, element (r, p) at ((r >> 2)·k + p)·4 + (r & 3); rows past `rows` are 0.
- * `at(r, p)` reads the logical operand (callers pass views of their own layouts).
+ * Packs columns [p0, p1) of a rows×k operand into 4-row blocks, element (r, p) at ((r >> 2)·k + p)·4 + (r & 3),
+ * reading it from src[off + r·rs + (p − p0)·ps], times wp[p − p0] when weights are given; rows past `rows` (up to
+ * the next multiple of 4) are zeroed. Strides instead of an element callback: V8 could not inline the many different
+ * callbacks, which made packing cost as much as the update itself.
  */
-export function packRows(dst: Float64Array, rows: number, k: number, at: (r: number, p: number) => number): void {
+export function packStrided(
+  dst: Float64Array,
+  rows: number,
+  k: number,
+  p0: number,
+  p1: number,
+  src: Float64Array | Float32Array,
+  off: number,
+  rs: number,
+  ps: number,
+  wp?: ArrayLike<number>,
+): void {
   const blocks = Math.ceil(rows / 4);
   for (let rb = 0; rb < blocks; rb++) {
-    for (let p = 0; p < k; p++) {
+    const r0 = rb * 4;
+    const full = r0 + 4 <= rows;
+    for (let p = p0; p < p1; p++) {
       const o = (rb * k + p) * 4;
-      for (let ii = 0; ii < 4; ii++) {
-        const r = rb * 4 + ii;
-        dst[o + ii] = r < rows ? at(r, p) : 0;
+      const so = off + r0 * rs + (p - p0) * ps;
+      const f = wp ? wp[p - p0] : 1;
+      if (full) {
+        dst[o] = src[so] * f;
+        dst[o + 1] = src[so + rs] * f;
+        dst[o + 2] = src[so + 2 * rs] * f;
+        dst[o + 3] = src[so + 3 * rs] * f;
+      } else {
+        for (let ii = 0; ii < 4; ii++) dst[o + ii] = r0 + ii < rows ? src[so + ii * rs] * f : 0;
       }
     }
   }
 }
 
 /**
- * C[c0 + i·ldc + j] −= Σ_p Ā(i, p)·B̄(p, j) for i < rows, j < cols, with Ā packed by packRows into `pa` and
+ * C[c0 + i·ldc + j] −= Σ_p Ā(i, p)·B̄(p, j) for i < rows, j < cols, with Ā packed by packStrided into `pa` and
  * B̄ᵀ packed the same way into `pb` (so B̄'s columns play the role of rows). Only the lower triangle j ≤ i is
  * written when `lower` is set (symmetric updates), block by block, so a few entries above it may be touched but
  * never read back by callers that work on the lower triangle.

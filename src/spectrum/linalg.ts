@@ -11,6 +11,7 @@ export class LinalgError extends KindError<'NoConvergence' | 'BadShape'> {
 }
 
 import { bidiagonalizeBlocked } from './bidiagKernel';
+import { bidiagonalSingularValuesDqds } from './dqds';
 import { tridiagonalizeBlocked } from './tridiagKernel';
 import { KindError } from '../util/kindError';
 
@@ -174,7 +175,8 @@ export function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e
 /** Eigenvalues of a symmetric n×n matrix (lower triangle read), descending. The input is not modified. */
 export function symmetricEigenvalues(a: ArrayLike<number>, n: number): Float64Array {
   checkShape(a, n, n);
-  const { d, e } = tridiagonalizeBlocked(Float64Array.from(a), n);
+  // The blocked reduction copies its input into its own buffers (and never modifies it).
+  const { d, e } = tridiagonalizeBlocked(a instanceof Float64Array ? a : Float64Array.from(a), n);
   return tridiagonalEigenvalues(d, e);
 }
 
@@ -243,10 +245,20 @@ export function bidiagonalSingularValues(d: ArrayLike<number>, e: ArrayLike<numb
   let bmax = 0;
   for (let i = 0; i < n; i++) bmax = Math.max(bmax, Math.abs(d[i]), i < n - 1 ? Math.abs(e[i]) : 0);
   const thr = n * EPS * bmax;
+  const dt = new Float64Array(n);
+  const et = new Float64Array(n - 1);
+  for (let i = 0; i < n; i++) {
+    dt[i] = Math.abs(d[i]) > thr ? d[i] : 0;
+    if (i < n - 1) et[i] = Math.abs(e[i]) > thr ? e[i] : 0;
+  }
+  // dqds first (faster, high relative accuracy); QL on the Golub–Kahan form where dqds declines (zero diagonal
+  // inside a block, or a breakdown).
+  const fast = bidiagonalSingularValuesDqds(dt, et);
+  if (fast) return fast;
   const off = new Float64Array(2 * n - 1);
   for (let i = 0; i < n; i++) {
-    off[2 * i] = Math.abs(d[i]) > thr ? d[i] : 0;
-    if (i < n - 1) off[2 * i + 1] = Math.abs(e[i]) > thr ? e[i] : 0;
+    off[2 * i] = dt[i];
+    if (i < n - 1) off[2 * i + 1] = et[i];
   }
   const ev = tridiagonalEigenvalues(new Float64Array(2 * n), off);
   const s = new Float64Array(n);
@@ -286,7 +298,9 @@ export function transpose(a: ArrayLike<number>, m: number, n: number): Float64Ar
 export function singularValues(a: ArrayLike<number>, m: number, n: number): Float64Array {
   checkShape(a, m, n);
   if (m === 0 || n === 0) return new Float64Array(0);
-  const work = m >= n ? Float64Array.from(a) : transpose(a, m, n);
+  // The blocked reduction copies its input into its own buffers (and never modifies it), so a typed array needs
+  // no copy here.
+  const work = m < n ? transpose(a, m, n) : a instanceof Float64Array || a instanceof Float32Array ? a : Float64Array.from(a);
   const [rows, cols] = m >= n ? [m, n] : [n, m];
   const { d, e } = bidiagonalizeBlocked(work, rows, cols);
   return bidiagonalSingularValues(d, e);

@@ -15,7 +15,7 @@
 //   a truncation/tiling boundary inside) are solved as one small dense block.
 
 import { moraChunks, moraRopeTables, type MoraType } from '../adapters';
-import { GemmWorkspace, gemmSubtract, packRows } from './gemmKernel';
+import { rotatePairs, scratch, weightedGram } from './gramBlock';
 import { LinalgError, singularValues, symmetricEigenvalues } from './linalg';
 import { scaledTimesSparse, shareColumnFactor } from './shareKernel';
 
@@ -210,87 +210,35 @@ function coupledBlock(
     }
   }
   const nc = colIndex.size;
-  const H = new Float64Array(nc * nc);
+  const H = scratch(nc * nc);
   const grams = new Map<string, Float64Array>();
   const g = new Float64Array(r * r);
   for (const c of members) {
     const ws = Array.from({ length: r }, (_, a) => weight(c * r + a));
     if (ws.every((x) => x === 0)) continue;
-    const key = ws.join(',');
+    // A constant weighting w is w times the plain Gram MᵀM: one product serves every such chunk, scaled as it is
+    // added to H; other weightings get their own product.
+    const constant = ws.every((x) => x === ws[0]);
+    const key = constant ? 'plain' : ws.join(',');
     let mtwm = grams.get(key);
     if (!mtwm) {
-      // A constant weighting is a multiple of the plain Gram MᵀM: one product serves every such chunk.
-      if (ws.every((x) => x === ws[0])) {
-        let plain = grams.get('plain');
-        if (!plain) {
-          plain = weightedGram(M, r, new Float64Array(r).fill(1));
-          grams.set('plain', plain);
-        }
-        mtwm = Float64Array.from(plain, (x) => x * ws[0]);
-      } else {
-        mtwm = weightedGram(M, r, ws);
-      }
+      mtwm = weightedGram(M, r, constant ? new Float64Array(r).fill(1) : ws);
       grams.set(key, mtwm);
     }
+    const f = constant ? ws[0] : 1;
     // G = R_cᵀ (Mᵀ W M) R_c: the rotation mixes index pairs (j, j + h) on both sides.
     g.set(mtwm);
     rotatePairs(g, r, h, c, cos, sin);
-    const idx = Array.from({ length: r }, (_, l) => colIndex.get((c * r + l) % inF)!);
+    const idx = new Int32Array(r);
+    for (let l = 0; l < r; l++) idx[l] = colIndex.get((c * r + l) % inF)!;
     for (let a = 0; a < r; a++) {
       const ho = idx[a] * nc;
-      for (let b = 0; b < r; b++) H[ho + idx[b]] += g[a * r + b];
+      const go = a * r;
+      for (let b = 0; b < r; b++) H[ho + idx[b]] += f * g[go + b];
     }
   }
   const ev = symmetricEigenvalues(H, nc);
   const count = Math.min(rows, nc);
   const sigma = Float64Array.from(ev.subarray(0, count), (x) => Math.sqrt(Math.max(x, 0)));
   return { sigma, tolerance: Math.sqrt(nc * EPS) * (sigma[0] ?? 0) };
-}
-
-/**
- * Mᵀ diag(w) M for M [r, r]: [r, r] x [r] x [r, r] -> [r, r] (symmetric, both triangles filled), through the
- * register-blocked kernel (lower triangle, then mirrored).
- */
-function weightedGram(M: ArrayLike<number>, r: number, w: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(r * r);
-  const ws = new GemmWorkspace();
-  ws.ensure(r, r, r);
-  // out −= Ā·B̄ with Ā(i, p) = −w_p·M(p, i) and B̄(p, j) = M(p, j).
-  packRows(ws.pa, r, r, (i, p) => -w[p] * M[p * r + i]);
-  packRows(ws.pb, r, r, (j, p) => M[p * r + j]);
-  gemmSubtract(out, 0, r, r, r, r, ws.pa, ws.pb, true);
-  for (let i = 0; i < r; i++) for (let j = 0; j < i; j++) out[j * r + i] = out[i * r + j];
-  return out;
-}
-
-/**
- * In place G ← R_cᵀ G R_c, where x ↦ R_c x is the RoPE rotation of chunk c:
- * (R x)_j = x_j cos − x_{j+h} sin, (R x)_{j+h} = x_{j+h} cos + x_j sin.
- */
-function rotatePairs(g: Float64Array, r: number, h: number, c: number, cos: Float32Array, sin: Float32Array): void {
-  // Columns: G ← G R.
-  for (let a = 0; a < r; a++) {
-    const o = a * r;
-    for (let j = 0; j < h; j++) {
-      const co = cos[c * h + j];
-      const si = sin[c * h + j];
-      const x = g[o + j];
-      const y = g[o + j + h];
-      g[o + j] = x * co + y * si;
-      g[o + j + h] = y * co - x * si;
-    }
-  }
-  // Rows: G ← Rᵀ G.
-  for (let j = 0; j < h; j++) {
-    const co = cos[c * h + j];
-    const si = sin[c * h + j];
-    const oj = j * r;
-    const oh = (j + h) * r;
-    for (let b = 0; b < r; b++) {
-      const x = g[oj + b];
-      const y = g[oh + b];
-      g[oj + b] = x * co + y * si;
-      g[oh + b] = y * co - x * si;
-    }
-  }
 }

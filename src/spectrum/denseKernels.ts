@@ -1,0 +1,246 @@
+// The inner loops of the blocked reductions behind one interface with two implementations: plain JS over
+// Float64Array (the reference, and the fallback where WebAssembly SIMD is missing) and WASM SIMD (wasmKernels.ts)
+// over views of one arena per thread. Both perform the same floating-point operations in the same order, so they
+// return bit-identical results (test/unit/spectrumWasm.test.ts); only the speed differs.
+//
+// Buffers come from `buffers()`: plain arrays for JS, arena views for wasm. Each call to `buffers()` invalidates the
+// views of the previous one (the arena is reset and may grow), so a reduction takes all its buffers in one call.
+
+import { WasmArena, instantiate, wasmSimdSupported } from '../util/wasm';
+import { gemmSubtract } from './gemmKernel';
+import { denseKernelModule, type WasmDenseExports } from './wasmKernels';
+
+export interface DenseKernels {
+  readonly name: 'js' | 'wasm';
+  /** Fresh zeroed buffers of the given lengths (invalidates the previous call's buffers). */
+  buffers(lengths: number[]): Float64Array[];
+  /** C[c0 + i·ldc + j] −= Σ_p Ā(i, p)·B̄(p, j), operands packed by packStrided (see gemmSubtract). */
+  gemmSub(c: Float64Array, c0: number, ldc: number, rows: number, cols: number, k: number, pa: Float64Array, pb: Float64Array, lower?: boolean): void;
+  /** acc[c] += Σ_r v[r]·a[r·lda + c] for r in [r0, r1), c in [c0, c1) (rows four at a time). */
+  atv(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, v: Float64Array, acc: Float64Array): void;
+  /** x[xo + r·xs] = Σ_c a[r·lda + c]·u[c] for r in [r0, r1), summed in two interleaved lanes. */
+  av(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, u: Float64Array, x: Float64Array, xo: number, xs: number): void;
+  /** Lower-triangle symmetric product over rows [c0, n): acc += A₂₂·v, fused row dot and column axpy. */
+  symv(a: Float64Array, lda: number, c0: number, n: number, v: Float64Array, acc: Float64Array): void;
+  /**
+   * Panel corrections with 8-wide rows A[ao + r·lda + p] and X[xo + r·ldx + p] (p < 8, t1/t2 zero where unused):
+   * out[oo + r·os] = (out[oo + r·os] − Σ_p (A·t1[p] + X·t2[p]))·scale for r in [r0, r1), in two interleaved lanes.
+   */
+  corr(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, t1: Float64Array, t2: Float64Array, out: Float64Array, oo: number, os: number, scale: number): void;
+  /** t1[p] += Σ_r A[ao + r·lda + p]·v[r], t2[p] += Σ_r X[xo + r·ldx + p]·v[r] for p < 8, r in [r0, r1) in order. */
+  colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array): void;
+}
+
+export const jsKernels: DenseKernels = {
+  name: 'js',
+  buffers: (lengths) => lengths.map((n) => new Float64Array(n)),
+  gemmSub: gemmSubtract,
+  atv(a, lda, r0, r1, c0, c1, v, acc) {
+    let r = r0;
+    for (; r + 3 < r1; r += 4) {
+      const v0 = v[r];
+      const v1 = v[r + 1];
+      const v2 = v[r + 2];
+      const v3 = v[r + 3];
+      const o0 = r * lda;
+      const o1 = o0 + lda;
+      const o2 = o1 + lda;
+      const o3 = o2 + lda;
+      for (let c = c0; c < c1; c++) acc[c] += v0 * a[o0 + c] + v1 * a[o1 + c] + v2 * a[o2 + c] + v3 * a[o3 + c];
+    }
+    for (; r < r1; r++) {
+      const vr = v[r];
+      const o = r * lda;
+      for (let c = c0; c < c1; c++) acc[c] += vr * a[o + c];
+    }
+  },
+  av(a, lda, r0, r1, c0, c1, u, x, xo, xs) {
+    for (let r = r0; r < r1; r++) {
+      const o = r * lda;
+      let e = 0;
+      let d = 0;
+      let c = c0;
+      for (; c + 1 < c1; c += 2) {
+        e += a[o + c] * u[c];
+        d += a[o + c + 1] * u[c + 1];
+      }
+      if (c < c1) e += a[o + c] * u[c];
+      x[xo + r * xs] = e + d;
+    }
+  },
+  symv(a, lda, c0, n, v, acc) {
+    let r = c0;
+    // Rows in pairs: both share the v loads and one update of acc[j] (the order wasmKernels.ts reproduces).
+    for (; r + 1 < n; r += 2) {
+      const ro = r * lda;
+      const qo = ro + lda;
+      const v0 = v[r];
+      const v1 = v[r + 1];
+      let s00 = a[ro + r] * v0;
+      let s01 = 0;
+      let s10 = a[qo + r + 1] * v1;
+      let s11 = 0;
+      let j = c0;
+      for (; j + 1 < r; j += 2) {
+        const x00 = a[ro + j];
+        const x01 = a[ro + j + 1];
+        const x10 = a[qo + j];
+        const x11 = a[qo + j + 1];
+        s00 += x00 * v[j];
+        s01 += x01 * v[j + 1];
+        s10 += x10 * v[j];
+        s11 += x11 * v[j + 1];
+        acc[j] += x00 * v0 + x10 * v1;
+        acc[j + 1] += x01 * v0 + x11 * v1;
+      }
+      if (j < r) {
+        const x0 = a[ro + j];
+        const x1 = a[qo + j];
+        s00 += x0 * v[j];
+        s10 += x1 * v[j];
+        acc[j] += x0 * v0 + x1 * v1;
+      }
+      const y = a[qo + r];
+      s10 += y * v0;
+      acc[r] += s00 + s01;
+      acc[r] += y * v1;
+      acc[r + 1] += s10 + s11;
+    }
+    for (; r < n; r++) {
+      const ro = r * lda;
+      const vr = v[r];
+      let s0 = a[ro + r] * vr;
+      let s1 = 0;
+      let j = c0;
+      for (; j + 1 < r; j += 2) {
+        const x0 = a[ro + j];
+        const x1 = a[ro + j + 1];
+        s0 += x0 * v[j];
+        s1 += x1 * v[j + 1];
+        acc[j] += x0 * vr;
+        acc[j + 1] += x1 * vr;
+      }
+      if (j < r) {
+        const x0 = a[ro + j];
+        s0 += x0 * v[j];
+        acc[j] += x0 * vr;
+      }
+      acc[r] += s0 + s1;
+    }
+  },
+  corr(a, ao, lda, x, xo, ldx, r0, r1, t1, t2, out, oo, os, scale) {
+    for (let r = r0; r < r1; r++) {
+      const o = ao + r * lda;
+      const q = xo + r * ldx;
+      let s0 = a[o] * t1[0] + x[q] * t2[0];
+      let s1 = a[o + 1] * t1[1] + x[q + 1] * t2[1];
+      s0 += a[o + 2] * t1[2] + x[q + 2] * t2[2];
+      s1 += a[o + 3] * t1[3] + x[q + 3] * t2[3];
+      s0 += a[o + 4] * t1[4] + x[q + 4] * t2[4];
+      s1 += a[o + 5] * t1[5] + x[q + 5] * t2[5];
+      s0 += a[o + 6] * t1[6] + x[q + 6] * t2[6];
+      s1 += a[o + 7] * t1[7] + x[q + 7] * t2[7];
+      const at = oo + r * os;
+      out[at] = (out[at] - (s0 + s1)) * scale;
+    }
+  },
+  colsT(a, ao, lda, x, xo, ldx, r0, r1, v, t1, t2) {
+    for (let r = r0; r < r1; r++) {
+      const vr = v[r];
+      const o = ao + r * lda;
+      const q = xo + r * ldx;
+      for (let p = 0; p < 8; p++) {
+        t1[p] += a[o + p] * vr;
+        t2[p] += x[q + p] * vr;
+      }
+    }
+  },
+};
+
+/** WASM SIMD kernels on one arena (one instance per thread: module state, not shared across workers). */
+class WasmKernels implements DenseKernels {
+  readonly name = 'wasm';
+  private readonly arena = new WasmArena();
+  private readonly ex: WasmDenseExports;
+
+  constructor() {
+    this.ex = instantiate<WasmDenseExports>(denseKernelModule(), this.arena.memory);
+  }
+
+  /**
+   * Byte address of v[o] in the arena. Views from an earlier buffers() call, or arrays outside the arena, would be
+   * read at a meaningless address by the kernel, so they are refused (the check is per call, not per element).
+   */
+  private at(v: Float64Array, o = 0): number {
+    if (v.buffer !== this.arena.memory.buffer) throw new RangeError('wasm kernels: buffer is not a live view of the arena');
+    return v.byteOffset + o * 8;
+  }
+
+  buffers(lengths: number[]): Float64Array[] {
+    this.arena.reset();
+    const offs = lengths.map((n) => this.arena.alloc(n * 8));
+    // Views only after the last alloc: growing the memory detaches earlier views.
+    const views = lengths.map((n, i) => new Float64Array(this.arena.memory.buffer, offs[i], n));
+    for (const v of views) v.fill(0);
+    return views;
+  }
+
+  gemmSub(c: Float64Array, c0: number, ldc: number, rows: number, cols: number, k: number, pa: Float64Array, pb: Float64Array, lower = false): void {
+    const nrb = rows >> 2;
+    const ncb = cols >> 2;
+    if (lower && rows !== cols) throw new RangeError('gemmSub: a lower update needs a square block');
+    if (nrb > 0 && ncb > 0) this.ex.gemm(this.at(c, c0), ldc * 8, nrb, ncb, k, this.at(pa), this.at(pb), lower ? 1 : 0);
+    // Edge strips in JS (identical arithmetic): the partial last row block over all columns (for `lower` that is
+    // exactly its blocks up to the diagonal, since rows = cols), then the partial column block of the full rows.
+    const r4 = nrb * 4;
+    if (rows > r4) gemmSubtract(c, c0 + r4 * ldc, ldc, rows - r4, cols, k, pa.subarray(r4 * k), pb);
+    const c4 = ncb * 4;
+    if (!lower && cols > c4 && r4 > 0) gemmSubtract(c, c0 + c4, ldc, r4, cols - c4, k, pa, pb.subarray(c4 * k));
+  }
+
+  atv(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, v: Float64Array, acc: Float64Array): void {
+    if (r1 > r0 && c1 > c0) this.ex.atv(this.at(a), lda * 8, r0, r1, c0, c1, this.at(v), this.at(acc));
+  }
+
+  av(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, u: Float64Array, x: Float64Array, xo: number, xs: number): void {
+    if (r1 > r0) this.ex.av(this.at(a), lda * 8, r0, r1, c0, c1, this.at(u), this.at(x, xo), xs * 8);
+  }
+
+  symv(a: Float64Array, lda: number, c0: number, n: number, v: Float64Array, acc: Float64Array): void {
+    if (n > c0) this.ex.symv(this.at(a), lda * 8, c0, n, this.at(v), this.at(acc));
+  }
+
+  corr(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, t1: Float64Array, t2: Float64Array, out: Float64Array, oo: number, os: number, scale: number): void {
+    if (r1 > r0) {
+      this.ex.corr(this.at(a, ao), lda * 8, this.at(x, xo), ldx * 8, r0, r1, this.at(t1), this.at(t2), this.at(out, oo), os * 8, scale);
+    }
+  }
+
+  colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array): void {
+    if (r1 > r0) this.ex.colsT(this.at(a, ao), lda * 8, this.at(x, xo), ldx * 8, r0, r1, this.at(v), this.at(t1), this.at(t2));
+  }
+}
+
+let wasmKernels: WasmKernels | null = null;
+let useWasm: boolean | null = null;
+
+/**
+ * The kernels the reductions use: wasm where the engine has SIMD, unless turned off by `setDenseKernels('js')` or
+ * the environment variable MORA_SPECTRUM_KERNELS=js (benchmarks compare both).
+ */
+export function denseKernels(): DenseKernels {
+  if (useWasm === null) {
+    const env = typeof process === 'undefined' ? undefined : process.env.MORA_SPECTRUM_KERNELS;
+    useWasm = env !== 'js' && wasmSimdSupported();
+  }
+  if (!useWasm) return jsKernels;
+  wasmKernels ??= new WasmKernels();
+  return wasmKernels;
+}
+
+/** Chooses the implementation ('auto' = wasm when supported); returns the one now in use. */
+export function setDenseKernels(which: 'js' | 'wasm' | 'auto'): DenseKernels['name'] {
+  useWasm = which === 'auto' ? wasmSimdSupported() : which === 'wasm';
+  if (useWasm && !wasmSimdSupported()) useWasm = false;
+  return denseKernels().name;
+}

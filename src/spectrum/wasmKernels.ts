@@ -1,0 +1,292 @@
+// WASM SIMD (f64x2) versions of the hot loops of the blocked reductions: the packed rank-k update (GEMM micro-kernel)
+// and the three matrix–vector shapes of the panel factorisations (Aᵀv accumulated by rows, A·u as row dots, and the
+// fused lower-triangle symmetric product). Each kernel performs, lane by lane, exactly the floating-point operations of
+// its JS twin in denseKernels.ts in the same order, so the two paths give bit-identical results; the JS twins define
+// the arithmetic. Pointers are byte offsets into the arena memory; row strides are in bytes.
+
+import { assembleModule, code, op, type Code, type WasmFunction } from '../util/wasm';
+
+const { get, set } = op;
+const c32 = (v: number): Code => op.i32Const(v);
+/** `while (cond) body` (cond leaves an i32 on the stack). */
+const whileDo = (cond: Code, body: Code): Code => code(op.block(), op.loop(), cond, op.i32Eqz, op.brIf(1), body, op.br(0), op.end, op.end);
+/** local += delta (i32). */
+const bump = (l: number, delta: Code | number): Code => code(get(l), typeof delta === 'number' ? c32(delta) : delta, op.i32Add, set(l));
+const zero128: Code = op.v128Const(new Uint8Array(16));
+const ld = (ptr: number, off = 0): Code => code(get(ptr), op.v128Load(off, 3));
+const ldf = (ptr: number, off = 0): Code => code(get(ptr), op.f64Load(off, 3));
+
+/**
+ * gemm(c, ldc8, nrb, ncb, k, pa, pb, lower): C −= Ā·B̄ on full 4×4 blocks only (nrb row blocks, ncb column blocks;
+ * with `lower`, column blocks ≤ the row block). Operands packed as packStrided does. Locals: 8 rb, 9 cb, 10 cEnd,
+ * 11 ao, 12 bo, 13 aEnd, 14 o, 15 kb (bytes per packed block), 16..23 accumulators, 24 b01, 25 b23, 26 splat.
+ */
+function gemmFn(): WasmFunction {
+  const acc = (i: number) => 16 + i;
+  const step: Code[] = [];
+  for (let ii = 0; ii < 4; ii++) {
+    step.push(code(get(11), op.v128Load64Splat(8 * ii, 3), set(26)));
+    step.push(code(get(acc(2 * ii)), get(26), get(24), op.f64x2Mul, op.f64x2Add, set(acc(2 * ii))));
+    step.push(code(get(acc(2 * ii + 1)), get(26), get(25), op.f64x2Mul, op.f64x2Add, set(acc(2 * ii + 1))));
+  }
+  const store: Code[] = [];
+  for (let ii = 0; ii < 4; ii++) {
+    store.push(code(get(14), ld(14), get(acc(2 * ii)), op.f64x2Sub, op.v128Store(0, 3)));
+    store.push(code(get(14), ld(14, 16), get(acc(2 * ii + 1)), op.f64x2Sub, op.v128Store(16, 3)));
+    store.push(bump(14, get(1)));
+  }
+  const body = code(
+    get(4), c32(32), op.i32Mul, set(15),
+    c32(0), set(8),
+    whileDo(code(get(8), get(2), op.i32LtS), code(
+      // cEnd = lower ? min(ncb, rb + 1) : ncb
+      get(8), c32(1), op.i32Add, get(3), get(8), c32(1), op.i32Add, get(3), op.i32LtS, op.select,
+      get(3), get(7), op.select, set(10),
+      c32(0), set(9),
+      whileDo(code(get(9), get(10), op.i32LtS), code(
+        ...Array.from({ length: 8 }, (_, i) => code(zero128, set(acc(i)))),
+        get(5), get(8), get(15), op.i32Mul, op.i32Add, set(11),
+        get(6), get(9), get(15), op.i32Mul, op.i32Add, set(12),
+        get(11), get(15), op.i32Add, set(13),
+        whileDo(code(get(11), get(13), op.i32LtU), code(
+          ld(12), set(24), ld(12, 16), set(25),
+          ...step,
+          bump(11, 32), bump(12, 32),
+        )),
+        // o = c + 4·rb·ldc8 + 32·cb
+        get(0), get(8), c32(2), op.i32Shl, get(1), op.i32Mul, op.i32Add, get(9), c32(5), op.i32Shl, op.i32Add, set(14),
+        ...store,
+        bump(9, 1),
+      )),
+      bump(8, 1),
+    )),
+  );
+  return { name: 'gemm', params: Array(8).fill('i32'), results: [], locals: [...Array(8).fill('i32'), ...Array(11).fill('v128')], body };
+}
+
+/**
+ * atv(a, lda8, r0, r1, c0, c1, v, acc): acc[c] += Σ_r v[r]·A[r, c] for r in [r0, r1), c in [c0, c1), rows taken
+ * four at a time as acc[c] + (((v0·a0 + v1·a1) + v2·a2) + v3·a3), then one at a time. Locals: 8 r, 9..12 row
+ * pointers, 13 acc pointer, 14 pair end, 15..18 splats of v, 19 sum, 20 odd flag.
+ */
+function atvFn(): WasmFunction {
+  const rowGroup = (g: number): Code => {
+    const term = (i: number): Code => code(get(15 + i), ld(9 + i), op.f64x2Mul);
+    const termS = (i: number): Code => code(get(15 + i), op.f64x2ExtractLane(0), ldf(9 + i), op.f64Mul);
+    let vec = term(0);
+    let sc = termS(0);
+    for (let i = 1; i < g; i++) {
+      vec = code(vec, term(i), op.f64x2Add);
+      sc = code(sc, termS(i), op.f64Add);
+    }
+    return code(
+      ...Array.from({ length: g }, (_, i) => code(
+        get(6), get(8), c32(i), op.i32Add, c32(3), op.i32Shl, op.i32Add, op.v128Load64Splat(0, 3), set(15 + i),
+        get(0), get(8), c32(i), op.i32Add, get(1), op.i32Mul, op.i32Add, get(4), c32(3), op.i32Shl, op.i32Add, set(9 + i),
+      )),
+      get(7), get(4), c32(3), op.i32Shl, op.i32Add, set(13),
+      get(13), get(5), get(4), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(14),
+      whileDo(code(get(13), get(14), op.i32LtU), code(
+        get(13), ld(13), vec, op.f64x2Add, op.v128Store(0, 3),
+        bump(13, 16), ...Array.from({ length: g }, (_, i) => bump(9 + i, 16)),
+      )),
+      get(20), op.if(), get(13), ldf(13), sc, op.f64Add, op.f64Store(0, 3), op.end,
+      bump(8, g),
+    );
+  };
+  const body = code(
+    get(5), get(4), op.i32Sub, c32(1), op.i32And, set(20),
+    get(2), set(8),
+    whileDo(code(get(8), c32(3), op.i32Add, get(3), op.i32LtS), rowGroup(4)),
+    whileDo(code(get(8), get(3), op.i32LtS), rowGroup(1)),
+  );
+  return { name: 'atv', params: Array(8).fill('i32'), results: [], locals: [...Array(7).fill('i32'), ...Array(5).fill('v128'), 'i32'], body };
+}
+
+/**
+ * av(a, lda8, r0, r1, c0, c1, u, x, xs8): x[r] = (Σ_even + tail) + Σ_odd of A[r, c]·u[c] over c in [c0, c1) (two
+ * lanes: c0, c0+2, … and c0+1, c0+3, …; an odd last element joins the first lane), rows four at a time. Locals:
+ * 9 r, 10..13 row pointers, 14 u pointer, 15 u pair end, 16..19 lane sums, 20 u pair, 21 odd flag, 22 scalar sum.
+ */
+function avFn(): WasmFunction {
+  const rowGroup = (g: number): Code => {
+    const fin: Code[] = [];
+    for (let i = 0; i < g; i++) {
+      fin.push(code(
+        get(16 + i), op.f64x2ExtractLane(0), set(22),
+        get(21), op.if(), get(22), ldf(10 + i), ldf(14), op.f64Mul, op.f64Add, set(22), op.end,
+        get(7), get(9), c32(i), op.i32Add, get(8), op.i32Mul, op.i32Add,
+        get(22), get(16 + i), op.f64x2ExtractLane(1), op.f64Add, op.f64Store(0, 3),
+      ));
+    }
+    return code(
+      ...Array.from({ length: g }, (_, i) => code(
+        zero128, set(16 + i),
+        get(0), get(9), c32(i), op.i32Add, get(1), op.i32Mul, op.i32Add, get(4), c32(3), op.i32Shl, op.i32Add, set(10 + i),
+      )),
+      get(6), get(4), c32(3), op.i32Shl, op.i32Add, set(14),
+      get(14), get(5), get(4), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(15),
+      whileDo(code(get(14), get(15), op.i32LtU), code(
+        ld(14), set(20),
+        ...Array.from({ length: g }, (_, i) => code(get(16 + i), ld(10 + i), get(20), op.f64x2Mul, op.f64x2Add, set(16 + i), bump(10 + i, 16))),
+        bump(14, 16),
+      )),
+      ...fin,
+      bump(9, g),
+    );
+  };
+  const body = code(
+    get(5), get(4), op.i32Sub, c32(1), op.i32And, set(21),
+    get(2), set(9),
+    whileDo(code(get(9), c32(3), op.i32Add, get(3), op.i32LtS), rowGroup(4)),
+    whileDo(code(get(9), get(3), op.i32LtS), rowGroup(1)),
+  );
+  return { name: 'av', params: Array(9).fill('i32'), results: [], locals: [...Array(7).fill('i32'), ...Array(5).fill('v128'), 'i32', 'f64'], body };
+}
+
+/**
+ * symv(a, lda8, c0, n, v, acc): acc += A₂₂·v over rows [c0, n) of the lower triangle, rows two at a time (r, r+1
+ * share the loads of v and one read–modify–write of acc), then a last single row. For the pair, lane sums start at
+ * (A[r, r]·v[r], 0) and (A[r+1, r+1]·v[r+1], 0) and take A[·, j]·v[j] over j in [c0, r) (an odd last j joins
+ * lane 0), while acc[j] += A[r, j]·v[r] + A[r+1, j]·v[r+1]; then A[r+1, r]·v[r] joins lane 0 of row r+1,
+ * acc[r] += lane 0 + lane 1 of row r, acc[r] += A[r+1, r]·v[r+1], acc[r+1] += lane 0 + lane 1 of row r+1. A single
+ * row is the same with one row. Locals: 6 r, 7 row pointer, 8 v pointer, 9 acc pointer, 10 pair end, 11 sum,
+ * 12 splat of v[r], 13 pair, 14 v[r], 15 tail element, 16 second row pointer, 17 its sum, 18 splat of v[r+1],
+ * 19 its pair, 20 v pair, 21 v[r+1], 22 its tail element, 23 A[r+1, r].
+ */
+function symvFn(): WasmFunction {
+  const addLane0 = (sum: number, prod: Code): Code => code(get(sum), get(sum), op.f64x2ExtractLane(0), prod, op.f64Add, op.f64x2ReplaceLane(0), set(sum));
+  const accAt = (row: Code): Code => code(get(5), row, c32(3), op.i32Shl, op.i32Add, set(9));
+  const lanes = (sum: number): Code => code(get(sum), op.f64x2ExtractLane(0), get(sum), op.f64x2ExtractLane(1), op.f64Add);
+  const pairRows = code(
+    get(4), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), set(14),
+    get(4), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(8, 3), set(21),
+    get(14), op.f64x2Splat, set(12), get(21), op.f64x2Splat, set(18),
+    get(0), get(6), get(1), op.i32Mul, op.i32Add, set(7),
+    get(7), get(1), op.i32Add, set(16),
+    zero128, get(7), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), get(14), op.f64Mul, op.f64x2ReplaceLane(0), set(11),
+    zero128, get(16), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(8, 3), get(21), op.f64Mul, op.f64x2ReplaceLane(0), set(17),
+    get(16), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), set(23), // A[r+1, r]
+    bump(7, code(get(2), c32(3), op.i32Shl)), bump(16, code(get(2), c32(3), op.i32Shl)),
+    get(4), get(2), c32(3), op.i32Shl, op.i32Add, set(8),
+    get(5), get(2), c32(3), op.i32Shl, op.i32Add, set(9),
+    get(7), get(6), get(2), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(10),
+    whileDo(code(get(7), get(10), op.i32LtU), code(
+      ld(7), set(13), ld(16), set(19), ld(8), set(20),
+      get(11), get(13), get(20), op.f64x2Mul, op.f64x2Add, set(11),
+      get(17), get(19), get(20), op.f64x2Mul, op.f64x2Add, set(17),
+      get(9), ld(9), get(13), get(12), op.f64x2Mul, get(19), get(18), op.f64x2Mul, op.f64x2Add, op.f64x2Add, op.v128Store(0, 3),
+      bump(7, 16), bump(16, 16), bump(8, 16), bump(9, 16),
+    )),
+    get(6), get(2), op.i32Sub, c32(1), op.i32And, op.if(),
+    ldf(7), set(15), ldf(16), set(22),
+    addLane0(11, code(get(15), ldf(8), op.f64Mul)),
+    addLane0(17, code(get(22), ldf(8), op.f64Mul)),
+    get(9), ldf(9), get(15), get(14), op.f64Mul, get(22), get(21), op.f64Mul, op.f64Add, op.f64Add, op.f64Store(0, 3),
+    op.end,
+    addLane0(17, code(get(23), get(14), op.f64Mul)),
+    accAt(get(6)),
+    get(9), ldf(9), lanes(11), op.f64Add, op.f64Store(0, 3),
+    get(9), ldf(9), get(23), get(21), op.f64Mul, op.f64Add, op.f64Store(0, 3),
+    get(9), ldf(9, 8), lanes(17), op.f64Add, op.f64Store(8, 3),
+    bump(6, 2),
+  );
+  const body = code(
+    get(2), set(6),
+    whileDo(code(get(6), c32(1), op.i32Add, get(3), op.i32LtS), pairRows),
+    whileDo(code(get(6), get(3), op.i32LtS), code(
+      get(4), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), set(14),
+      get(14), op.f64x2Splat, set(12),
+      get(0), get(6), get(1), op.i32Mul, op.i32Add, set(7), // row r at column 0
+      // s = (A[r, r]·v[r], 0)
+      zero128, get(7), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), get(14), op.f64Mul, op.f64x2ReplaceLane(0), set(11),
+      bump(7, code(get(2), c32(3), op.i32Shl)),
+      get(4), get(2), c32(3), op.i32Shl, op.i32Add, set(8),
+      get(5), get(2), c32(3), op.i32Shl, op.i32Add, set(9),
+      get(7), get(6), get(2), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(10),
+      whileDo(code(get(7), get(10), op.i32LtU), code(
+        ld(7), set(13),
+        get(11), get(13), ld(8), op.f64x2Mul, op.f64x2Add, set(11),
+        get(9), ld(9), get(13), get(12), op.f64x2Mul, op.f64x2Add, op.v128Store(0, 3),
+        bump(7, 16), bump(8, 16), bump(9, 16),
+      )),
+      get(6), get(2), op.i32Sub, c32(1), op.i32And, op.if(),
+      ldf(7), set(15),
+      get(11), get(11), op.f64x2ExtractLane(0), get(15), ldf(8), op.f64Mul, op.f64Add, op.f64x2ReplaceLane(0), set(11),
+      get(9), ldf(9), get(15), get(14), op.f64Mul, op.f64Add, op.f64Store(0, 3),
+      op.end,
+      // acc[r] += lane 0 + lane 1
+      get(5), get(6), c32(3), op.i32Shl, op.i32Add, set(9),
+      get(9), ldf(9), get(11), op.f64x2ExtractLane(0), get(11), op.f64x2ExtractLane(1), op.f64Add, op.f64Add, op.f64Store(0, 3),
+      bump(6, 1),
+    )),
+  );
+  return {
+    name: 'symv',
+    params: Array(6).fill('i32'),
+    results: [],
+    locals: [...Array(5).fill('i32'), 'v128', 'v128', 'v128', 'f64', 'f64', 'i32', ...Array(4).fill('v128'), 'f64', 'f64', 'f64'],
+    body,
+  };
+}
+
+/** Exports of the assembled module; every pointer is a byte offset into the arena memory. */
+export interface WasmDenseExports {
+  gemm(c: number, ldc8: number, nrb: number, ncb: number, k: number, pa: number, pb: number, lower: number): void;
+  atv(a: number, lda8: number, r0: number, r1: number, c0: number, c1: number, v: number, acc: number): void;
+  av(a: number, lda8: number, r0: number, r1: number, c0: number, c1: number, u: number, x: number, xs8: number): void;
+  symv(a: number, lda8: number, c0: number, n: number, v: number, acc: number): void;
+  corr(a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, t1: number, t2: number, out: number, os8: number, scale: number): void;
+  colsT(a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, v: number, t1: number, t2: number): void;
+}
+
+/** The module bytes (assembled once per process by the caller). */
+export function denseKernelModule(): Uint8Array<ArrayBuffer> {
+  return assembleModule([gemmFn(), atvFn(), avFn(), symvFn(), corrFn(), colsTFn()]);
+}
+
+/**
+ * corr(a, lda8, x, ldx8, r0, r1, t1, t2, out, os8, scale): for r in [r0, r1), with the 8 values A[r, 0..8) (a
+ * points at the panel's first column) and X[r, 0..8): out[r] = (out[r] − (lane 0 + lane 1))·scale, the lanes
+ * summing A[r, p]·t1[p] + X[r, p]·t2[p] over p = 0, 2, 4, 6 and 1, 3, 5, 7. Locals: 11 r, 12 row of a, 13 row of
+ * x, 14 out pointer, 15 sum, 16..19 t1 pairs, 20..23 t2 pairs.
+ */
+function corrFn(): WasmFunction {
+  const term = (q: number): Code => code(get(12), op.v128Load(16 * q, 3), get(16 + q), op.f64x2Mul, get(13), op.v128Load(16 * q, 3), get(20 + q), op.f64x2Mul, op.f64x2Add);
+  const body = code(
+    ...Array.from({ length: 4 }, (_, q) => code(get(6), op.v128Load(16 * q, 3), set(16 + q), get(7), op.v128Load(16 * q, 3), set(20 + q))),
+    get(4), set(11),
+    whileDo(code(get(11), get(5), op.i32LtS), code(
+      get(0), get(11), get(1), op.i32Mul, op.i32Add, set(12),
+      get(2), get(11), get(3), op.i32Mul, op.i32Add, set(13),
+      get(8), get(11), get(9), op.i32Mul, op.i32Add, set(14),
+      term(0), term(1), op.f64x2Add, term(2), op.f64x2Add, term(3), op.f64x2Add, set(15),
+      get(14), ldf(14), get(15), op.f64x2ExtractLane(0), get(15), op.f64x2ExtractLane(1), op.f64Add, op.f64Sub, get(10), op.f64Mul, op.f64Store(0, 3),
+      bump(11, 1),
+    )),
+  );
+  return { name: 'corr', params: [...Array(10).fill('i32'), 'f64'], results: [], locals: [...Array(4).fill('i32'), ...Array(9).fill('v128')], body };
+}
+
+/**
+ * colsT(a, lda8, x, ldx8, r0, r1, v, t1, t2): t1[p] += Σ_r A[r, p]·v[r] and t2[p] += Σ_r X[r, p]·v[r] for p < 8,
+ * r in [r0, r1) in order. Locals: 9 r, 10 row of a, 11 row of x, 12 splat of v[r], 13..16 t1 pairs, 17..20 t2 pairs.
+ */
+function colsTFn(): WasmFunction {
+  const body = code(
+    ...Array.from({ length: 4 }, (_, q) => code(get(7), op.v128Load(16 * q, 3), set(13 + q), get(8), op.v128Load(16 * q, 3), set(17 + q))),
+    get(4), set(9),
+    whileDo(code(get(9), get(5), op.i32LtS), code(
+      get(0), get(9), get(1), op.i32Mul, op.i32Add, set(10),
+      get(2), get(9), get(3), op.i32Mul, op.i32Add, set(11),
+      get(6), get(9), c32(3), op.i32Shl, op.i32Add, op.v128Load64Splat(0, 3), set(12),
+      ...Array.from({ length: 4 }, (_, q) => code(
+        get(13 + q), get(10), op.v128Load(16 * q, 3), get(12), op.f64x2Mul, op.f64x2Add, set(13 + q),
+        get(17 + q), get(11), op.v128Load(16 * q, 3), get(12), op.f64x2Mul, op.f64x2Add, set(17 + q),
+      )),
+      bump(9, 1),
+    )),
+    ...Array.from({ length: 4 }, (_, q) => code(get(7), get(13 + q), op.v128Store(16 * q, 3), get(8), get(17 + q), op.v128Store(16 * q, 3))),
+  );
+  return { name: 'colsT', params: Array(9).fill('i32'), results: [], locals: [...Array(3).fill('i32'), ...Array(9).fill('v128')], body };
+}
