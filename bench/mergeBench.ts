@@ -1,9 +1,11 @@
 // Merge throughput and peak memory on a generated ≥ 1 GB bf16 model, side by side with `cp -r` of the same folder.
 //
-//   node --import tsx bench/mergeBench.ts [--layers 8] [--runs 2] [--keep]
+//   node --import tsx bench/mergeBench.ts [--layers 8] [--runs 2] [--keep] [--model DIR] [--cases cp,lora,mora,ties,f16]
+//                                         [--strategy auto|patch|stream]
 //
 // The model is generated into os.tmpdir() (LLaMA-like: hidden 2048, intermediate 5632, vocab 32000, sharded at
-// 400 MB) and deleted afterwards. Each merge runs in a child process so its peak RSS (getrusage maxrss) is the merge's
+// 400 MB) and deleted afterwards; with --model DIR it is generated there once and reused by later invocations.
+// --strategy forces how dtype-keeping shards are written (copy + patch, or streamed); the default picks per shard. Each merge runs in a child process so its peak RSS (getrusage maxrss) is the merge's
 // own, not the generator's. Throughput is base-model bytes / wall seconds. Targets (issue 4): merge ≥ 50% of cp
 // throughput, peak RSS ≤ 3× the largest tensor.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -33,10 +35,14 @@ const targets: [string, number, number][] = [
 async function child(optsJson: string): Promise<void> {
   const opts = JSON.parse(optsJson) as MergeOptions;
   const rssBefore = process.memoryUsage().rss;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const res = await mergeAdapters(opts);
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ seconds, maxRss: process.resourceUsage().maxRSS * 1024, rssBefore, merged: res.mergedTensors }) + '\n');
+  // CPU time of the merge itself (all threads, including libuv's I/O threads), not Node's start-up.
+  const cpu = process.cpuUsage(cpu0);
+  const maxRss = process.resourceUsage().maxRSS * 1024;
+  process.stdout.write(JSON.stringify({ seconds, maxRss, rssBefore, merged: res.mergedTensors, user: cpu.user / 1e6, sys: cpu.system / 1e6 }) + '\n');
 }
 
 function adapterModules(kind: 'mora6' | 'lora', layers: number, which: string[], r: number): AdapterModule[] {
@@ -58,13 +64,25 @@ function adapterModules(kind: 'mora6' | 'lora', layers: number, which: string[],
   return mods;
 }
 
-function timeCp(from: string, to: string): number {
-  const t0 = performance.now();
-  execFileSync('cp', ['-r', from, to]);
-  return (performance.now() - t0) / 1000;
+interface Timing {
+  seconds: number;
+  maxRss?: number;
+  rssBefore?: number;
+  merged?: number;
+  user?: number; // CPU seconds in user space
+  sys?: number; // CPU seconds in the kernel
 }
 
-function timeMerge(opts: MergeOptions): { seconds: number; maxRss: number; rssBefore: number; merged: number } {
+function timeCp(from: string, to: string): Timing {
+  const t0 = performance.now();
+  // The shell's `times` prints the children's user and system CPU time on its second line.
+  const out = execFileSync('bash', ['-c', 'cp -r "$0" "$1"; times', from, to], { encoding: 'utf8' });
+  const seconds = (performance.now() - t0) / 1000;
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(out.trim().split('\n').pop()!);
+  return m ? { seconds, user: 60 * +m[1] + +m[2], sys: 60 * +m[3] + +m[4] } : { seconds };
+}
+
+function timeMerge(opts: MergeOptions): Timing {
   const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify(opts)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`merge child failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -74,13 +92,20 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') return child(argv[1]);
   const flag = (name: string, d: number) => (argv.includes(`--${name}`) ? Number(argv[argv.indexOf(`--${name}`) + 1]) : d);
+  const opt = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
   const layers = flag('layers', 8);
   const runs = flag('runs', 2);
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'mora-merge-bench-'));
+  const only = opt('cases')?.split(',');
+  const strategy = opt('strategy') as MergeOptions['shardStrategy'];
+  const reuse = opt('model');
+  const root = reuse ? path.resolve(reuse) : await fs.mkdtemp(path.join(os.tmpdir(), 'mora-merge-bench-'));
   try {
     const base = path.join(root, 'base');
     let t0 = performance.now();
-    await makeTinyModel(base, { arch: 'llama', hidden, intermediate, layers, heads: 16, vocab, seed: 1, dtype: 'BF16', maxShardBytes: 400e6 });
+    if (!reuse || !(await fs.stat(path.join(base, 'config.json')).then(() => true, () => false))) {
+      await fs.rm(base, { recursive: true, force: true });
+      await makeTinyModel(base, { arch: 'llama', hidden, intermediate, layers, heads: 16, vocab, seed: 1, dtype: 'BF16', maxShardBytes: 400e6 });
+    }
     const w = await ModelWeights.open(base);
     let bytes = 0;
     let largest = 0;
@@ -91,9 +116,12 @@ async function main(): Promise<void> {
     }
     const shards = w.shards.length;
     await w.close();
+    console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     console.log(`generated ${(bytes / 1e9).toFixed(3)} GB bf16 in ${shards} shards (largest tensor ${(largest / 1e6).toFixed(0)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const mora = path.join(root, 'mora6');
     const lora = path.join(root, 'lora');
+    await fs.rm(mora, { recursive: true, force: true });
+    await fs.rm(lora, { recursive: true, force: true });
     await writeAdapter(mora, defaultAdapterConfig({ r: 8, lora_alpha: 8, use_mora: true, mora_type: 6, target_modules: 'all-linear' }),
       adapterModules('mora6', layers, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], 8));
     await writeAdapter(lora, defaultAdapterConfig({ r: 16, lora_alpha: 32, target_modules: ['q_proj', 'v_proj'] }),
@@ -102,13 +130,15 @@ async function main(): Promise<void> {
     const rows: string[] = [];
     const gbps = (s: number) => (bytes / 1e9 / s).toFixed(2);
     const out = path.join(root, 'out');
-    const cases: [string, () => { seconds: number; maxRss?: number; rssBefore?: number; merged?: number }][] = [
-      ['cp -r (floor)', () => ({ seconds: timeCp(base, out) })],
-      ['merge LoRA r=16 q,v', () => timeMerge({ base, adapters: [{ dir: lora }], out })],
-      ['merge MoRA-6 r=8 all-linear', () => timeMerge({ base, adapters: [{ dir: mora }], out })],
-      ['merge TIES(MoRA, LoRA) d=0.5', () => timeMerge({ base, adapters: [{ dir: mora }, { dir: lora }], out, method: 'ties', density: 0.5 })],
-      ['merge MoRA-6 → f16 (rewrite path)', () => timeMerge({ base, adapters: [{ dir: mora }], out, dtype: 'f16' })],
+    const all: [string, string, () => Timing][] = [
+      ['cp', 'cp -r (floor)', () => timeCp(base, out)],
+      ['lora', 'merge LoRA r=16 q,v', () => timeMerge({ base, adapters: [{ dir: lora }], out, shardStrategy: strategy })],
+      ['mora', 'merge MoRA-6 r=8 all-linear', () => timeMerge({ base, adapters: [{ dir: mora }], out, shardStrategy: strategy })],
+      ['ties', 'merge TIES(MoRA, LoRA) d=0.5', () => timeMerge({ base, adapters: [{ dir: mora }, { dir: lora }], out, method: 'ties', density: 0.5, shardStrategy: strategy })],
+      ['f16', 'merge MoRA-6 → f16 (rewrite path)', () => timeMerge({ base, adapters: [{ dir: mora }], out, dtype: 'f16' })],
     ];
+    // cp always runs first: every "of cp" is relative to the cp of the same run.
+    const cases = all.filter(([key]) => key === 'cp' || !only || only.includes(key)).map(([, label, fn]) => [label, fn] as const);
     for (let run = 0; run < runs; run++) {
       let cpSeconds = NaN;
       for (const [label, fn] of cases) {
@@ -120,14 +150,17 @@ async function main(): Promise<void> {
         const rss = r.maxRss ? `${(r.maxRss / 1e6).toFixed(0)} MB (${(r.maxRss / largest).toFixed(2)}× largest; ${(r.rssBefore! / 1e6).toFixed(0)} MB before)` : '–';
         // Throughput relative to cp in the same run, since the machine's speed drifts between runs.
         const ofCp = `${((100 * cpSeconds) / r.seconds).toFixed(0)}%`;
-        const line = `| ${run + 1} | ${label} | ${r.merged ?? '–'} | ${r.seconds.toFixed(2)} s | ${gbps(r.seconds)} GB/s | ${ofCp} | ${rss} |`;
+        const cpu = r.user !== undefined ? `${r.user.toFixed(2)} + ${r.sys!.toFixed(2)} s` : '–';
+        const line = `| ${run + 1} | ${label} | ${r.merged ?? '–'} | ${r.seconds.toFixed(2)} s | ${gbps(r.seconds)} GB/s | ${ofCp} | ${cpu} | ${rss} |`;
         console.log(line);
         rows.push(line);
       }
     }
-    console.log(['', '| run | case | merged tensors | time | throughput | of cp | peak RSS |', '|---|---|---|---|---|---|---|', ...rows].join('\n'));
+    console.log(['', `load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`, '',
+      '| run | case | merged tensors | time | throughput | of cp | CPU user + sys | peak RSS |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n'));
   } finally {
-    if (!argv.includes('--keep')) await fs.rm(root, { recursive: true, force: true });
+    if (reuse) await fs.rm(path.join(root, 'out'), { recursive: true, force: true });
+    else if (!argv.includes('--keep')) await fs.rm(root, { recursive: true, force: true });
   }
 }
 
