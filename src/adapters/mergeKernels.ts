@@ -152,21 +152,42 @@ export class Mora1Rows implements DeltaRows {
  * previous row's columns and writes the new ones with moraDeltaW's exact sums.
  */
 export class Mora6Rows implements DeltaRows {
-  private readonly out: Float32Array;
-  private readonly cos: Float32Array;
-  private readonly sin: Float32Array;
+  protected readonly cos: Float32Array;
+  protected readonly sin: Float32Array;
   private readonly produced: number;
+  private out?: Float32Array;
   private lastBase = -1;
 
-  constructor(private readonly M: Float32Array, private readonly rHat: number, readonly inF: number, readonly outF: number) {
+  constructor(protected readonly M: Float32Array, protected readonly rHat: number, readonly inF: number, readonly outF: number) {
     const chunks = moraChunks(inF, rHat);
     this.produced = chunks * rHat;
     ({ cos: this.cos, sin: this.sin } = moraRopeTables(rHat, chunks));
-    this.out = new Float32Array(inF);
+  }
+
+  /** The row buffer: zero except for the band of the last row formed. The WASM subclass keeps it in its arena. */
+  protected buffer(): Float32Array {
+    return (this.out ??= new Float32Array(this.inF));
+  }
+
+  /**
+   * out[base .. base + r̂) += row `mo / r̂` of M·R_c, for a band that does not wrap around the row (the common case,
+   * so no integer division per index). (M·R_c)[a, j] = M[a,j]·cos + M[a,j+h]·sin for j < h, and
+   * M[a,j]·cos − M[a,j−h]·sin for j ≥ h.
+   */
+  protected band(out: Float32Array, mo: number, c: number, base: number, from = 0): void {
+    const { M, cos, sin } = this;
+    const h = this.rHat / 2;
+    for (let j = from; j < h; j++) {
+      const co = cos[c * h + j];
+      const si = sin[c * h + j];
+      out[base + j] += M[mo + j] * co + M[mo + j + h] * si;
+      out[base + j + h] += M[mo + j + h] * co - M[mo + j] * si;
+    }
   }
 
   row(o: number): Float32Array {
-    const { M, rHat, inF, out, cos, sin } = this;
+    const { M, rHat, inF, cos, sin } = this;
+    const out = this.buffer();
     const h = rHat / 2;
     const last = this.lastBase;
     if (last >= 0 && last + rHat <= inF) out.fill(0, last, last + rHat);
@@ -177,15 +198,8 @@ export class Mora6Rows implements DeltaRows {
     const base = c * rHat;
     this.lastBase = base;
     const mo = a * rHat;
-    // (M·R_c)[a, j] = M[a,j]·cos + M[a,j+h]·sin for j < h, and M[a,j]·cos − M[a,j−h]·sin for j ≥ h.
     if (base + rHat <= inF) {
-      // The band does not wrap around the row: the same sums without an integer division per index.
-      for (let j = 0; j < h; j++) {
-        const co = cos[c * h + j];
-        const si = sin[c * h + j];
-        out[base + j] += M[mo + j] * co + M[mo + j + h] * si;
-        out[base + j + h] += M[mo + j + h] * co - M[mo + j] * si;
-      }
+      this.band(out, mo, c, base);
       return out;
     }
     for (let j = 0; j < h; j++) {

@@ -2,8 +2,7 @@
 // bf16 add/round of a row copied through the arena, and a whole-tensor scan for the base values a pass-through must
 // look at. Every arena region is allocated when an object is built, before any view is handed out, because growing
 // the memory detaches the views made earlier.
-import { moraChunks, moraRopeTables } from './mora';
-import type { DeltaRows } from './mergeKernels';
+import { Mora6Rows, type DeltaRows } from './mergeKernels';
 import type { MergeWasm } from './mergeWasm';
 
 /**
@@ -66,24 +65,18 @@ export class WasmLoraRows implements DeltaRows {
  * the bf16 kernel reads them in place. Bands that wrap around the row take Mora6Rows' JS loop; create() refuses an
  * odd r̂ (type 6 pairs columns j and j + r̂/2).
  */
-export class WasmMora6Rows implements DeltaRows {
-  private readonly produced: number;
-  private readonly cos: Float32Array;
-  private readonly sin: Float32Array;
+export class WasmMora6Rows extends Mora6Rows {
   private readonly pM: number; // f32 [r̂, r̂]
   private readonly pCos: number; // f32 [chunks, r̂/2]
   private readonly pSin: number;
   private readonly pOut: number; // f32 [in]
-  private lastBase = -1;
 
   static create(w: MergeWasm, M: Float32Array, rHat: number, inF: number, outF: number): WasmMora6Rows | undefined {
     return rHat % 2 === 0 && rHat > 0 ? new WasmMora6Rows(w, M, rHat, inF, outF) : undefined;
   }
 
-  private constructor(private readonly w: MergeWasm, private readonly M: Float32Array, private readonly rHat: number, readonly inF: number, readonly outF: number) {
-    const chunks = moraChunks(inF, rHat);
-    this.produced = chunks * rHat;
-    ({ cos: this.cos, sin: this.sin } = moraRopeTables(rHat, chunks));
+  private constructor(private readonly w: MergeWasm, M: Float32Array, rHat: number, inF: number, outF: number) {
+    super(M, rHat, inF, outF);
     this.pM = w.arena.alloc(rHat * rHat * 4);
     this.pCos = w.arena.alloc(this.cos.length * 4);
     this.pSin = w.arena.alloc(this.sin.length * 4);
@@ -94,42 +87,17 @@ export class WasmMora6Rows implements DeltaRows {
     w.f32(this.pOut, inF).fill(0);
   }
 
-  row(o: number): Float32Array {
-    const { M, rHat, inF, cos, sin } = this;
-    const out = this.w.f32(this.pOut, inF);
-    const h = rHat / 2;
-    const last = this.lastBase;
-    if (last >= 0 && last + rHat <= inF) out.fill(0, last, last + rHat);
-    else if (last >= 0) for (let j = 0; j < rHat; j++) out[(last + j) % inF] = 0;
-    const p = o % this.produced;
-    const c = Math.floor(p / rHat);
-    const a = p - c * rHat;
-    const base = c * rHat;
-    this.lastBase = base;
-    const mo = a * rHat;
-    if (base + rHat <= inF) {
-      const pairs = h >> 1;
-      this.w.k.mora6Band(this.pM + 4 * mo, this.pCos + 4 * c * h, this.pSin + 4 * c * h, this.pOut + 4 * base, pairs, 4 * h);
-      for (let j = 2 * pairs; j < h; j++) {
-        out[base + j] += M[mo + j] * cos[c * h + j] + M[mo + j + h] * sin[c * h + j];
-        out[base + j + h] += M[mo + j + h] * cos[c * h + j] - M[mo + j] * sin[c * h + j];
-      }
-      return out;
-    }
-    // Mora6Rows' wrapping loop, verbatim.
-    for (let j = 0; j < h; j++) {
-      const co = cos[c * h + j];
-      const si = sin[c * h + j];
-      out[(base + j) % inF] += M[mo + j] * co + M[mo + j + h] * si;
-      out[(base + j + h) % inF] += M[mo + j + h] * co - M[mo + j] * si;
-    }
-    return out;
+  // A fresh view per row: another object's allocation may have grown (and detached) the arena's buffer.
+  protected override buffer(): Float32Array {
+    return this.w.f32(this.pOut, this.inF);
   }
 
-  touched(o: number): [number, number, number] {
-    const base = Math.floor((o % this.produced) / this.rHat) * this.rHat;
-    const end = base + this.rHat;
-    return [base, Math.min(end, this.inF), Math.max(0, end - this.inF)];
+  /** Pairs of columns in the kernel (f64x2), an odd last pair by the JS loop: the same sums either way. */
+  protected override band(out: Float32Array, mo: number, c: number, base: number): void {
+    const h = this.rHat / 2;
+    const pairs = h >> 1;
+    this.w.k.mora6Band(this.pM + 4 * mo, this.pCos + 4 * c * h, this.pSin + 4 * c * h, this.pOut + 4 * base, pairs, 4 * h);
+    super.band(out, mo, c, base, 2 * pairs);
   }
 }
 
