@@ -15,7 +15,7 @@ import { mulberry, randn } from '../src/spectrum/random';
 
 const { values } = parseArgs({ options: { type: { type: 'string', default: '6' }, dense: { type: 'string', default: '512,1024' }, layers: { type: 'string', default: '32' }, full: { type: 'boolean', default: false }, threads: { type: 'string', default: '' }, kernels: { type: 'string', default: '' } } });
 // Worker threads copy process.env when they start, so this choice reaches them too.
-if (values.kernels) process.env.MORA_SPECTRUM_KERNELS = values.kernels;
+if (values.kernels) process.env.MORA_KERNELS = values.kernels;
 const type = Number(values.type) as MoraType;
 const layers = Number(values.layers);
 const r = 8;

@@ -193,12 +193,13 @@ export class MergeWasm {
   }
 }
 
-let enabled = process.env.MORA_MERGE_WASM !== '0';
+// MORA_KERNELS=js selects the JS loops in the merge and the spectrum alike (benchmarks and bug reports compare both).
+let enabled = process.env.MORA_KERNELS !== 'js';
 let instance: MergeWasm | null | undefined;
 
 /**
  * The merge's WASM kernels, or undefined where WebAssembly SIMD is missing or they are switched off (environment
- * MORA_MERGE_WASM=0, or setMergeWasm(false)); callers then take the JS loops, which give the same bytes.
+ * MORA_KERNELS=js, or setMergeWasm(false)); callers then take the JS loops, which give the same bytes.
  */
 export function mergeWasm(): MergeWasm | undefined {
   if (!enabled) return undefined;

@@ -226,11 +226,11 @@ let useWasm: boolean | null = null;
 
 /**
  * The kernels the reductions use: wasm where the engine has SIMD, unless turned off by `setDenseKernels('js')` or
- * the environment variable MORA_SPECTRUM_KERNELS=js (benchmarks compare both).
+ * the environment variable MORA_KERNELS=js (benchmarks compare both; the merge honours it too).
  */
 export function denseKernels(): DenseKernels {
   if (useWasm === null) {
-    const env = typeof process === 'undefined' ? undefined : process.env.MORA_SPECTRUM_KERNELS;
+    const env = typeof process === 'undefined' ? undefined : process.env.MORA_KERNELS;
     useWasm = env !== 'js' && wasmSimdSupported();
   }
   if (!useWasm) return jsKernels;

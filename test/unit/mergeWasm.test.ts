@@ -16,7 +16,13 @@ import { Rng } from '../../src/util/rng';
 import { tempDir, writeTestAdapter } from './mergeTestUtil';
 
 const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
-const wasm = mergeWasm()!;
+// The kernels under test, whatever MORA_KERNELS says for the rest of the run (restored at once).
+const wasm = ((was) => {
+  const k = mergeWasm();
+  setMergeWasm(was);
+  if (!k) throw new Error('WebAssembly SIMD is required for these tests');
+  return k;
+})(setMergeWasm(true));
 
 /** Runs `fn` with the WASM kernels on or off, restoring the setting afterwards. */
 async function withWasm<T>(on: boolean, fn: () => T | Promise<T>): Promise<T> {
