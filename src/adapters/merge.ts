@@ -93,6 +93,9 @@ export async function mergeAdapters(opts: MergeOptions): Promise<MergeResult> {
   const started = performance.now();
   const out = path.resolve(opts.out);
   if (opts.adapters.length === 0) throw new MergeError('BadOption', 'no adapters to merge');
+  if (opts.shardStrategy !== undefined && !['auto', 'patch', 'stream'].includes(opts.shardStrategy)) {
+    throw new MergeError('BadOption', `shardStrategy must be auto, patch or stream, not ${String(opts.shardStrategy)}`);
+  }
   checkOutputNotInput(out, [opts.base, ...opts.adapters.map((a) => a.dir)]);
   if (!opts.force && (await fs.stat(out).then(() => true, () => false))) {
     throw new MergeError('OutputExists', `${out} already exists (use force to replace it)`);
@@ -175,6 +178,5 @@ function streamed(ctx: ShardContext, strategy: MergeOptions['shardStrategy'] = '
   // TIES is bound by its arithmetic (3-5% of cp) and holds two float32 task tensors per merged tensor: streaming's
   // read-ahead would gain nothing there and took peak memory past 3x the largest tensor (bench/RESULTS.md).
   if (strategy === 'auto') return ctx.plan.method !== 'ties' && mergedFraction(ctx) > STREAM_ABOVE;
-  if (strategy === 'stream' || strategy === 'patch') return strategy === 'stream';
-  throw new MergeError('BadOption', `shardStrategy must be auto, patch or stream, not ${String(strategy)}`);
+  return strategy === 'stream'; // checked by mergeAdapters before anything is written
 }

@@ -61,6 +61,8 @@ function segments(ctx: ShardContext, chunk: number): Segment[] {
     let resolve!: (b: Uint8Array) => void;
     let reject!: (e: unknown) => void;
     const data = new Promise<Uint8Array>((res, rej) => ((resolve = res), (reject = rej)));
+    // Observed here too: a read that fails after the merge loop has already stopped must not become unhandled.
+    data.catch(() => undefined);
     data.catch(() => undefined); // a read nobody awaits (the merge failed first) must not count as unhandled
     segs.push({ start, end, tensor, finished: [], data, resolve, reject });
   };
@@ -105,7 +107,9 @@ export class BufferPool {
   ) {}
 
   take(size: number): Uint8Array {
-    const want = Math.max(size, this.min);
+    // Small pieces (norm weights between merged tensors) get their own size: rounding each up to a chunk would hold
+    // megabytes per few kilobytes in flight, outside the budgets, which count real sizes.
+    const want = size > this.min / 2 ? Math.max(size, this.min) : size;
     const i = this.free.findIndex((b) => b.byteLength >= want && b.byteLength <= 2 * want);
     const buffer = i >= 0 ? this.free.splice(i, 1)[0] : new ArrayBuffer(want);
     return new Uint8Array(buffer, 0, size);
@@ -195,6 +199,7 @@ export async function streamShard(ctx: ShardContext, state: StreamState): Promis
   let reading: Promise<void> = Promise.resolve();
   let copyLane: Promise<void> = Promise.resolve();
   let io: ReturnType<typeof shardIo> | undefined;
+  let completed = false;
   try {
     dst = await fs.open(ctx.target, 'wx');
     const out = (io = shardIo(pool, src, dst, file.path));
@@ -220,18 +225,20 @@ export async function streamShard(ctx: ShardContext, state: StreamState): Promis
     })();
     reading = (async () => {
       for (const s of merges) {
-        const size = s.end - s.start;
-        while (!stop && held > 0 && held + size > budget) await room();
-        if (stop) return;
-        held += size;
-        const buf = pool.take(size);
         try {
+          const size = s.end - s.start;
+          while (!stop && held > 0 && held + size > budget) await room();
+          if (stop) return;
+          held += size;
+          const buf = pool.take(size);
           await readFully(src, buf, s.start, file.path);
+          s.resolve(buf);
         } catch (err) {
+          // Also an allocation failure: the merge loop waiting on this segment, and the copy lane, must hear of it.
           s.reject(err);
+          failOnce(err);
           return;
         }
-        s.resolve(buf);
       }
     })();
     for (const s of merges) {
@@ -258,6 +265,7 @@ export async function streamShard(ctx: ShardContext, state: StreamState): Promis
     await Promise.race([copyLane, failed]);
     await Promise.race([Promise.all(inFlight), failed]);
     ctx.cancelled();
+    completed = true;
   } finally {
     // Nothing may still write into the temp folder once the caller removes it.
     stop = true;
@@ -266,7 +274,9 @@ export async function streamShard(ctx: ShardContext, state: StreamState): Promis
     await copyLane;
     await Promise.all(inFlight);
     await io?.finish();
-    await dst?.close();
-    await src.close();
+    // Both handles are closed whatever happens; a close error is reported only when nothing failed before it.
+    const closed = await Promise.allSettled([dst?.close(), src.close()]);
+    const closeError = closed.find((r) => r.status === 'rejected');
+    if (closeError && completed) throw closeError.reason;
   }
 }

@@ -18,6 +18,7 @@ export class WasmLoraRows implements DeltaRows {
   private quad = -1; // first row of the four in pOut
 
   static create(w: MergeWasm, A: Float32Array, B: Float32Array, r: number, inF: number, outF: number, scaling: number): WasmLoraRows | undefined {
+    if (!(r >= 1)) return undefined; // the kernel's rank loop runs at least once
     for (let i = 0; i < r * inF; i++) if (A[i] - A[i] !== 0) return undefined;
     return new WasmLoraRows(w, A, B, r, inF, outF, scaling);
   }

@@ -26,11 +26,12 @@ export function bidiagonalizeBlocked(a: Float64Array | Float32Array, m: number, 
   const d = new Float64Array(n);
   const e = new Float64Array(n - 1);
   const K = 2 * NB;
-  const kern = denseKernels();
   const packLen = (len: number) => Math.ceil(len / 4) * 4 * K;
   // All working storage in one call (arena views on the wasm path): the matrix, X[r·NB + p] (rows r ≥ k of the
   // current panel), Y[c·NB + p] (columns c ≥ k), the reflector vectors, and the packed trailing-update operands.
-  const [A, x, y, v, u, acc, t1, t2, tn, zero8, pa, pb] = kern.buffers([m * n, m * NB, n * NB, m, n, n, NB, NB, NB, NB, packLen(m), packLen(n)]);
+  const lengths = [m * n, m * NB, n * NB, m, n, n, NB, NB, NB, NB, packLen(m), packLen(n)];
+  const kern = denseKernels(lengths);
+  const [A, x, y, v, u, acc, t1, t2, tn, zero8, pa, pb] = kern.buffers(lengths);
   A.set(a.subarray(0, m * n));
   const w: PanelWork = { x, y, v, u, acc, t1, t2, tn, zero8, kern };
   let k = 0;

@@ -226,9 +226,15 @@ let useWasm: boolean | null = null;
 
 /**
  * The kernels the reductions use: wasm where the engine has SIMD, unless turned off by `setDenseKernels('js')` or
- * the environment variable MORA_KERNELS=js (benchmarks compare both; the merge honours it too).
+ * the environment variable MORA_KERNELS=js (benchmarks compare both; the merge honours it too), or the buffers the
+ * caller will ask for (`lengths`, in float64 elements) exceed WASM_MAX_BYTES.
  */
-export function denseKernels(): DenseKernels {
+// Working sets above this stay in JS: wasm32 memory ends at 4 GiB, and an arena keeps its largest size for the life of
+// the thread, so the rare huge dense reduction should not pin gigabytes in a worker.
+const WASM_MAX_BYTES = 1 << 30;
+
+export function denseKernels(lengths: number[] = []): DenseKernels {
+  if (lengths.reduce((a, n) => a + n, 0) * 8 > WASM_MAX_BYTES) return jsKernels;
   if (useWasm === null) {
     const env = typeof process === 'undefined' ? undefined : process.env.MORA_KERNELS;
     useWasm = env !== 'js' && wasmSimdSupported();

@@ -22,9 +22,10 @@ export function scratch(n: number): Float64Array {
  * register-blocked kernel (lower triangle, then mirrored).
  */
 export function weightedGram(M: ArrayLike<number>, r: number, w: ArrayLike<number>): Float64Array {
-  const kern = denseKernels();
   const packLen = Math.ceil(r / 4) * 4 * r;
-  const [g, pa, pb] = kern.buffers([r * r, packLen, packLen]);
+  const lengths = [r * r, packLen, packLen];
+  const kern = denseKernels(lengths);
+  const [g, pa, pb] = kern.buffers(lengths);
   // g −= Ā·B̄ with Ā(i, p) = −w_p·M(p, i) and B̄(p, j) = M(p, j).
   const m64 = M instanceof Float64Array || M instanceof Float32Array ? M : Float64Array.from(M);
   const negW = Float64Array.from({ length: r }, (_, p) => -w[p]);

@@ -17,10 +17,11 @@ export function tridiagonalizeBlocked(aIn: Float64Array, n: number): { d: Float6
   const d = new Float64Array(n);
   const e = new Float64Array(n - 1);
   const K = 2 * NB;
-  const kern = denseKernels();
   const packLen = Math.ceil(n / 4) * 4 * K;
   // One call for all storage (arena views on the wasm path): the matrix, W[r·NB + p], vectors, packed operands.
-  const [a, w, v, acc, t1, t2, pa, pb] = kern.buffers([n * n, n * NB, n, n, NB, NB, packLen, packLen]);
+  const lengths = [n * n, n * NB, n, n, NB, NB, packLen, packLen];
+  const kern = denseKernels(lengths);
+  const [a, w, v, acc, t1, t2, pa, pb] = kern.buffers(lengths);
   a.set(aIn.subarray(0, n * n));
   let k = 0;
   for (; n - k > NX; k += NB) {

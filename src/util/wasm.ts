@@ -275,6 +275,8 @@ export function wasmSimdSupported(): boolean {
  * A growable memory shared by kernels, with a bump allocator of 16-byte aligned regions. Views of `memory.buffer`
  * must be re-created after `ensure` grows it (growing detaches the old ArrayBuffer).
  */
+const MAX_WASM32_BYTES = 65536 * 65536;
+
 export class WasmArena {
   readonly memory = new WebAssembly.Memory({ initial: 1 });
   private top = 0;
@@ -282,8 +284,11 @@ export class WasmArena {
   /** Byte offset of a fresh region of `bytes` bytes (16-byte aligned). Memory grows as needed. */
   alloc(bytes: number): number {
     const at = this.top;
-    this.top = (at + bytes + 15) & ~15;
-    this.ensure(this.top);
+    // Plain arithmetic, not `& ~15`: offsets past 2 GiB must not wrap negative.
+    const top = Math.ceil((at + bytes) / 16) * 16;
+    if (top > MAX_WASM32_BYTES) throw new RangeError(`WasmArena: ${top} bytes exceed wasm32's 4 GiB`);
+    this.ensure(top);
+    this.top = top;
     return at;
   }
 

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { moraRank, type AdapterModule } from '../../src/adapters';
 import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { MergeError } from '../../src/adapters/mergeError';
-import { setStreamChunk } from '../../src/adapters/mergeStream';
+import { BufferPool, setStreamChunk } from '../../src/adapters/mergeStream';
 import { SerialWriter } from '../../src/adapters/mergeWriter';
 import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
@@ -112,6 +112,31 @@ test('a streamed shard that fails (overflow) or is cancelled leaves no output an
   await assert.rejects(mergeAdapters({ base, adapters: [{ dir: fine }], out: `${out}-x`, shardStrategy: 'fast' as never }), kindOf('BadOption'));
   assert.deepEqual(await tempLeftovers(root), []);
   await fs.rm(root, { recursive: true, force: true });
+});
+
+test('BufferPool: chunk-sized buffers for big pieces, exact sizes for small ones, spares reused', () => {
+  const pool = new BufferPool(1024, 4096);
+  const small = pool.take(10);
+  assert.equal(small.buffer.byteLength, 10); // a norm weight between merged tensors does not pin a whole chunk
+  const mid = pool.take(600);
+  assert.equal(mid.buffer.byteLength, 1024);
+  assert.equal(pool.take(3000).buffer.byteLength, 3000);
+  pool.give(mid);
+  const again = pool.take(700);
+  assert.equal(again.buffer, mid.buffer);
+  assert.equal(again.length, 700);
+});
+
+test('an unknown shardStrategy is a BadOption before anything is written', async () => {
+  const root = await tempDir();
+  const base = await writeBase(path.join(root, 'base'), [{ name: `${P}.weight`, dtype: 'F32', shape: [1, 2], values: [1, 2] }]);
+  const ad = await writeTestAdapter(path.join(root, 'ad'), { r: 1, lora_alpha: 1, target_modules: ['proj'] }, [loraModule(P, [1, 0], [1, 2], [1], [1, 1])]);
+  const out = path.join(root, 'out');
+  const bad = { base, adapters: [{ dir: ad }], out, shardStrategy: 'sideways' } as unknown as MergeOptions;
+  await assert.rejects(mergeAdapters(bad), (e: unknown) => e instanceof MergeError && e.kind === 'BadOption');
+  assert.equal(await exists(out), false);
+  assert.deepEqual(await tempLeftovers(root), []);
+  await fs.rm(root, { recursive: true });
 });
 
 test('SerialWriter: out-of-order, contiguous and scattered writes land at their offsets; a failure fails every later write', async () => {

@@ -40,6 +40,9 @@ test('this engine has WASM SIMD, and the switch selects either implementation', 
   assert.equal(denseKernels(), jsKernels);
   assert.equal(setDenseKernels('wasm'), 'wasm');
   assert.equal(denseKernels().name, 'wasm');
+  // A working set past the wasm limit (here 2^28 doubles = 2 GiB) takes the JS kernels instead of failing.
+  assert.equal(denseKernels([1 << 27, 1 << 27]), jsKernels);
+  assert.equal(denseKernels([1 << 20]).name, 'wasm');
   setDenseKernels('auto');
 });
 

@@ -86,3 +86,14 @@ test('i32x4.gt_s (0xfd 0x3b) compares signed lanes', () => {
   );
   assert.equal(k.gt(), 0b0101); // 5 > 4, -1 < 1 (signed), 0x7f7f8000 > 0x7f7f7fff, 2 = 2
 });
+
+test('WasmArena: 16-byte aligned regions, and a clear RangeError past the 4 GiB of wasm32 instead of a wrapped offset', () => {
+  const arena = new WasmArena();
+  assert.equal(arena.alloc(1), 0);
+  assert.equal(arena.alloc(20), 16);
+  assert.equal(arena.alloc(0), 48);
+  assert.throws(() => arena.alloc(2 ** 32), /4 GiB/);
+  assert.equal(arena.alloc(8), 48); // the failed request took nothing
+  arena.reset();
+  assert.equal(arena.alloc(3), 0);
+});
