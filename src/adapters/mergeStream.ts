@@ -209,6 +209,13 @@ export async function streamShard(ctx: ShardContext, state: StreamState): Promis
         const size = s.end - s.start;
         while (!stop && copying > 0 && copying + size > copyBudget) await room();
         if (stop) return;
+        try {
+          // A shard with few merged tensors spends most of its time here, so cancel is heard per chunk too.
+          ctx.cancelled();
+        } catch (err) {
+          failOnce(err);
+          return;
+        }
         copying += size;
         const op = out
           .copy(s)
