@@ -3,25 +3,15 @@
 // failing or cancelled streamed merge leaves nothing behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { moraRank, type AdapterModule } from '../../src/adapters';
 import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { MergeError } from '../../src/adapters/mergeError';
 import { BufferPool, setStreamChunk } from '../../src/adapters/mergeStream';
 import { SerialWriter } from '../../src/adapters/mergeWriter';
 import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { exists, loraModule, tempDir, tempLeftovers, writeBase, writeTestAdapter } from './mergeTestUtil';
-
-async function hashDir(dir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const name of (await fs.readdir(dir)).sort()) {
-    out.set(name, createHash('sha256').update(await fs.readFile(path.join(dir, name))).digest('hex'));
-  }
-  return out;
-}
+import { exists, hashDir, loraModule, tempDir, tempLeftovers, TINY_LLAMA_TARGETS, tinyLlamaModules, writeBase, writeTestAdapter } from './mergeTestUtil';
 
 async function withChunk<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
   const was = setStreamChunk(bytes);
@@ -41,18 +31,9 @@ test('streamed and copy + patch shards are byte-identical (sharded BF16/F16/F32,
     await makeTinyModel(base, { arch: 'llama', hidden: 48, intermediate: 136, layers: 3, heads: 4, kvHeads: 2, vocab: 300, seed: 7, dtype, maxShardBytes: 25_000 * (dtype === 'F32' ? 2 : 1) });
     const shards = (await fs.readdir(base)).filter((n) => n.endsWith('.safetensors'));
     assert.ok(shards.length >= 4, `${dtype}: ${shards.length} shards`);
-    const shapes: [string, number, number][] = [['self_attn.q_proj', 48, 48], ['self_attn.v_proj', 24, 48], ['mlp.up_proj', 136, 48], ['mlp.down_proj', 48, 136]];
-    const modules = (kind: 'lora' | 'mora6', layers: number[]): AdapterModule[] => layers.flatMap((l) => shapes.map(([t, outF, inF]) => {
-      const p = `model.layers.${l}.${t}`;
-      if (kind === 'lora') return { path: p, A: rng.normalArray(3 * inF, 0.3), aShape: [3, inF], B: rng.normalArray(outF * 3, 0.3), bShape: [outF, 3] };
-      const rHat = moraRank(inF, outF, 4, 6);
-      const M = rng.normalArray(rHat * rHat, 0.2);
-      return { path: p, A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] };
-    }));
-    const targets = ['q_proj', 'v_proj', 'up_proj', 'down_proj'];
     // LoRA on layer 1 only: some shards have nothing merged, others a little.
-    const lora = await writeTestAdapter(path.join(root, `lora-${dtype}`), { r: 3, lora_alpha: 5, target_modules: targets, layers_to_transform: [1] }, modules('lora', [1]));
-    const mora = await writeTestAdapter(path.join(root, `mora-${dtype}`), { r: 4, use_mora: true, mora_type: 6, target_modules: targets }, modules('mora6', [0, 1, 2]));
+    const lora = await writeTestAdapter(path.join(root, `lora-${dtype}`), { r: 3, lora_alpha: 5, target_modules: TINY_LLAMA_TARGETS, layers_to_transform: [1] }, tinyLlamaModules(rng, 'lora', [1], 3));
+    const mora = await writeTestAdapter(path.join(root, `mora-${dtype}`), { r: 4, use_mora: true, mora_type: 6, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'mora6', [0, 1, 2], 0));
     const cases: Omit<MergeOptions, 'out' | 'base'>[] = [
       { adapters: [{ dir: lora }] },
       { adapters: [{ dir: mora }] },

@@ -1,9 +1,11 @@
 // Shared fixtures of the merge tests: tiny hand-written base models and adapters in temp folders.
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { float32ToBytes, ModelWeights, writeSafetensors, type Dtype } from '../../src/safetensors';
-import { defaultAdapterConfig, writeAdapter, type AdapterConfig, type AdapterModule } from '../../src/adapters';
+import { defaultAdapterConfig, moraRank, writeAdapter, type AdapterConfig, type AdapterModule } from '../../src/adapters';
+import type { Rng } from '../../src/util/rng';
 
 export async function tempDir(prefix = 'mora-merge-'): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
@@ -74,3 +76,31 @@ export async function tempLeftovers(dir: string): Promise<string[]> {
 }
 
 export const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+
+/** sha256 of every file of a folder, by name: equal maps mean byte-identical outputs. */
+export async function hashDir(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const name of (await fs.readdir(dir)).sort()) {
+    out.set(name, createHash('sha256').update(await fs.readFile(path.join(dir, name))).digest('hex'));
+  }
+  return out;
+}
+
+// [module, out, in] of a makeTinyModel llama with hidden 48, intermediate 136, 4 heads and 2 KV heads: 48 and 136 are
+// not multiples of most r̂ (MoRA-6 bands wrap), and GQA gives v_proj in ≠ out.
+const TINY_LLAMA_LINEAR: [string, number, number][] = [['self_attn.q_proj', 48, 48], ['self_attn.v_proj', 24, 48], ['mlp.up_proj', 136, 48], ['mlp.down_proj', 48, 136]];
+export const TINY_LLAMA_TARGETS = ['q_proj', 'v_proj', 'up_proj', 'down_proj'];
+
+/** Random LoRA (rank `loraRank`) or MoRA-6 (r = 4) modules for TINY_LLAMA_TARGETS of the given layers. */
+export function tinyLlamaModules(rng: Rng, kind: 'lora' | 'mora6', layers: number[], loraRank: number): AdapterModule[] {
+  return layers.flatMap((l) => TINY_LLAMA_LINEAR.map(([t, outF, inF]) => {
+    const p = `model.layers.${l}.${t}`;
+    if (kind === 'lora') {
+      const r = loraRank;
+      return { path: p, A: rng.normalArray(r * inF, 0.3), aShape: [r, inF], B: rng.normalArray(outF * r, 0.3), bShape: [outF, r] };
+    }
+    const rHat = moraRank(inF, outF, 4, 6);
+    const M = rng.normalArray(rHat * rHat, 0.2);
+    return { path: p, A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] };
+  }));
+}

@@ -2,10 +2,8 @@
 // The JS loops are the reference (they are checked against whole-matrix arithmetic in mergeTensor.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { moraRank, type AdapterModule } from '../../src/adapters';
 import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { RowCodec } from '../../src/adapters/mergeCodec';
 import { LoraRows, Mora6Rows } from '../../src/adapters/mergeKernels';
@@ -13,7 +11,7 @@ import { mergeWasm, setMergeWasm } from '../../src/adapters/mergeWasm';
 import { scanSpecials, WasmLoraRows, WasmMora6Rows } from '../../src/adapters/mergeWasmRows';
 import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { tempDir, writeTestAdapter } from './mergeTestUtil';
+import { hashDir, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, writeTestAdapter } from './mergeTestUtil';
 
 const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
 // The kernels under test, whatever MORA_KERNELS says for the rest of the run (restored at once).
@@ -163,31 +161,14 @@ test('WasmMora6Rows equals Mora6Rows bit for bit, with wrapping bands and odd r�
   assert.equal(WasmMora6Rows.create(wasm, new Float32Array(9), 3, 8, 8), undefined);
 });
 
-async function hashDir(dir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const name of (await fs.readdir(dir)).sort()) {
-    out.set(name, createHash('sha256').update(await fs.readFile(path.join(dir, name))).digest('hex'));
-  }
-  return out;
-}
-
 test('whole merges give byte-identical folders with the WASM kernels on and off (BF16/F16/F32 bases)', async () => {
   const root = await tempDir();
   const rng = new Rng(23);
   for (const dtype of ['BF16', 'F16', 'F32'] as const) {
     const base = path.join(root, `base-${dtype}`);
-    // 48 and 136 are not multiples of most r̂ (bands wrap); GQA (kvHeads 2) gives v_proj in ≠ out.
     await makeTinyModel(base, { arch: 'llama', hidden: 48, intermediate: 136, layers: 2, heads: 4, kvHeads: 2, vocab: 300, seed: 3, dtype });
-    const shapes: [string, number, number][] = [['self_attn.q_proj', 48, 48], ['self_attn.v_proj', 24, 48], ['mlp.up_proj', 136, 48], ['mlp.down_proj', 48, 136]];
-    const modules = (kind: 'lora' | 'mora6'): AdapterModule[] => [0, 1].flatMap((l) => shapes.map(([t, outF, inF]) => {
-      const p = `model.layers.${l}.${t}`;
-      if (kind === 'lora') return { path: p, A: rng.normalArray(5 * inF, 0.3), aShape: [5, inF], B: rng.normalArray(outF * 5, 0.3), bShape: [outF, 5] };
-      const rHat = moraRank(inF, outF, 4, 6);
-      const M = rng.normalArray(rHat * rHat, 0.2);
-      return { path: p, A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] };
-    }));
-    const lora = await writeTestAdapter(path.join(root, `lora-${dtype}`), { r: 5, lora_alpha: 7, target_modules: ['q_proj', 'v_proj', 'up_proj', 'down_proj'] }, modules('lora'));
-    const mora = await writeTestAdapter(path.join(root, `mora-${dtype}`), { r: 4, use_mora: true, mora_type: 6, target_modules: ['q_proj', 'v_proj', 'up_proj', 'down_proj'] }, modules('mora6'));
+    const lora = await writeTestAdapter(path.join(root, `lora-${dtype}`), { r: 5, lora_alpha: 7, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'lora', [0, 1], 5));
+    const mora = await writeTestAdapter(path.join(root, `mora-${dtype}`), { r: 4, use_mora: true, mora_type: 6, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'mora6', [0, 1], 0));
     const cases: Omit<MergeOptions, 'out' | 'base'>[] = [
       { adapters: [{ dir: lora }] },
       { adapters: [{ dir: mora }] },
