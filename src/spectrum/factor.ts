@@ -97,6 +97,16 @@ export interface Svd {
   p: number;
 }
 
+/** The plane rotation [x, y] ← [c·x − s·y, s·x + c·y] of the runs a[i .. i+len) and a[j .. j+len). */
+function rotate(a: Float64Array, i: number, j: number, len: number, c: number, s: number): void {
+  for (let r = 0; r < len; r++) {
+    const x = a[i + r];
+    const y = a[j + r];
+    a[i + r] = c * x - s * y;
+    a[j + r] = s * x + c * y;
+  }
+}
+
 /**
  * Thin SVD A = U·diag(s)·Vᵀ by one-sided (Hestenes) Jacobi on the columns. Accurate to high relative precision;
  * cost is O(sweeps · m·n²), so it is meant for matrices with at most a few hundred columns.
@@ -135,20 +145,8 @@ export function svdJacobi(a: ArrayLike<number>, m: number, n: number, maxSweeps 
         const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
         const c = 1 / Math.sqrt(1 + t * t);
         const s = c * t;
-        for (let r = 0; r < m; r++) {
-          const x = g[oi + r];
-          const y = g[oj + r];
-          g[oi + r] = c * x - s * y;
-          g[oj + r] = s * x + c * y;
-        }
-        const vi = i * n;
-        const vj = j * n;
-        for (let r = 0; r < n; r++) {
-          const x = vt[vi + r];
-          const y = vt[vj + r];
-          vt[vi + r] = c * x - s * y;
-          vt[vj + r] = s * x + c * y;
-        }
+        rotate(g, oi, oj, m, c, s);
+        rotate(vt, i * n, j * n, n, c, s);
       }
     }
   }
