@@ -23,18 +23,25 @@ export function loraDeltaW(
   if (B.length !== outF * r) throw new AdapterError('ShapeMismatch', `lora_B has ${B.length} values, expected ${outF}×${r}`);
   const dW = new Float32Array(outF * inF);
   const row = new Float64Array(inF);
-  for (let o = 0; o < outF; o++) {
-    row.fill(0);
-    for (let k = 0; k < r; k++) {
-      const b = B[o * r + k];
-      if (b === 0) continue;
-      const ao = k * inF;
-      for (let i = 0; i < inF; i++) row[i] += b * A[ao + i];
-    }
-    const oo = o * inF;
-    for (let i = 0; i < inF; i++) dW[oo + i] = row[i] * scaling;
-  }
+  for (let o = 0; o < outF; o++) loraRow(A, B, r, inF, scaling, o, row, dW, o * inF);
   return dW;
+}
+
+/**
+ * Row o of scaling·B·A into out[outOff ..], float32: Σ_k B[o,k]·A[k,:] summed in float64 in k order in `acc`
+ * (skipping B[o,k] = 0, so 0·Inf never turns a row NaN), then scaled once. The merge's row kernels match it bit for bit.
+ */
+export function loraRow(
+  A: Float32Array, B: Float32Array, r: number, inF: number, scaling: number, o: number, acc: Float64Array, out: Float32Array, outOff = 0,
+): void {
+  acc.fill(0, 0, inF);
+  for (let k = 0; k < r; k++) {
+    const b = B[o * r + k];
+    if (b === 0) continue;
+    const ao = k * inF;
+    for (let i = 0; i < inF; i++) acc[i] += b * A[ao + i];
+  }
+  for (let i = 0; i < inF; i++) out[outOff + i] = acc[i] * scaling;
 }
 
 /** LoRA forward without forming ΔW: x [n, in] -> scaling · (x·Aᵀ)·Bᵀ [n, out]. */

@@ -4,6 +4,7 @@
 //
 // Each kernel repeats the arithmetic of loraDeltaW / moraDeltaW operation for operation (same float64 accumulation
 // order, same float32 rounding points), so the rows are bit-identical to the rows of those matrices.
+import { loraRow } from './lora';
 import { moraChunks, moraRopeTables, moraSharingCore } from './mora';
 
 /** Rows of one adapter's ΔW in the nn.Linear orientation [out, in]. */
@@ -115,16 +116,8 @@ export class LoraRows implements DeltaRows {
 
   /** loraDeltaW's own loop for one row, for adapters whose A is not finite. */
   private single(o: number): Float32Array {
-    const { A, acc, out, inF, r, scaling } = this;
-    acc.fill(0);
-    for (let k = 0; k < r; k++) {
-      const b = this.B[o * r + k];
-      if (b === 0) continue;
-      const ao = k * inF;
-      for (let i = 0; i < inF; i++) acc[i] += b * A[ao + i];
-    }
-    for (let i = 0; i < inF; i++) out[i] = acc[i] * scaling;
-    return out;
+    loraRow(this.A, this.B, this.r, this.inF, this.scaling, o, this.acc, this.out);
+    return this.out;
   }
 }
 

@@ -4,6 +4,7 @@ import {
   AdapterError, defaultAdapterConfig, deltaWeight, isTargetModule, loraApply, loraDeltaW, loraScaling, matchesTarget,
   mergeWeight, moduleRank, moduleScaling, patternKey, type AdapterModule,
 } from '../../src/adapters';
+import { LoraRows } from '../../src/adapters/mergeKernels';
 
 const f32 = (a: number[]): Float32Array => Float32Array.from(a);
 const is = (kind: string) => (e: unknown) => e instanceof AdapterError && e.kind === kind;
@@ -151,4 +152,13 @@ test('MoRA through deltaWeight/mergeWeight: scaling 1, r̂ checked against the b
   const t6 = { ...cfg, mora_type: 6 as const };
   assert.equal(deltaWeight(t6, m, [3, 3]).length, 9);
   assert.throws(() => deltaWeight(cfg, { ...m, aShape: [1, 4] }, [3, 3]), is('RankMismatch'));
+});
+
+test('a non-finite lora_A: B[o,k] = 0 terms are skipped (no 0·Inf NaN), the same in loraDeltaW and the merge rows', () => {
+  const A = Float32Array.of(1, Infinity, 0, 2); // [r=2, in=2]
+  const B = Float32Array.of(0, 1, 3, 0); // [out=2, r=2]
+  const dW = loraDeltaW(A, B, 2, 2, 2, 0.5);
+  assert.deepEqual([...dW], [0, 1, 1.5, Infinity]);
+  const rows = new LoraRows(A, B, 2, 2, 2, 0.5);
+  assert.deepEqual([...rows.row(0), ...rows.row(1)], [...dW]);
 });
