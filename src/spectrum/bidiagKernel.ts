@@ -7,7 +7,7 @@
 
 import { denseKernels, type DenseKernels } from './denseKernels';
 import { packStrided } from './gemmKernel';
-import { bidiagonalize, reflector } from './linalg';
+import { bidiagonalize, reflectRun } from './linalg';
 
 /**
  * Panel width: 8 measured best of 8/16/32 for n = 256–616 (panel corrections grow with it, kernel reuse too); the
@@ -92,11 +92,8 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
       }
       kern.corr(a, k, n, x, 0, NB, g, m, t1, t2, a, g, n, 1);
     }
-    for (let r = g; r < m; r++) v[r] = a[r * n + g];
-    const left = reflector(v, g, m);
-    d[g] = left.tau === 0 ? a[g * n + g] : left.s;
-    v[g] = 1;
-    for (let r = g; r < m; r++) a[r * n + g] = v[r];
+    const left = reflectRun(a, g, n, v, g, m, true);
+    d[g] = left.diag;
     const tauq = left.tau;
 
     // Y(g+1:n, i) = τq·[A(g:m, g+1:n)ᵀ v − Y(g+1:n, :i)·(Vᵀv) − Uᵀ·(Xᵀv)] against the panel-start trailing matrix.
@@ -126,11 +123,8 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
       kern.atv(uRows, n, 0, i, c0, n, tn, a.subarray(go));
     }
     // Right reflector on the (contiguous) row segment A(g, g+1:n).
-    for (let c = c0; c < n; c++) u[c] = a[go + c];
-    const right = reflector(u, c0, n);
-    e[g] = right.tau === 0 ? a[go + c0] : right.s;
-    u[c0] = 1;
-    for (let c = c0; c < n; c++) a[go + c] = u[c];
+    const right = reflectRun(a, go, 1, u, c0, n, true);
+    e[g] = right.diag;
     const taup = right.tau;
 
     // X(g+1:m, i) = τp·[A(g+1:m, g+1:n)·u − V(g+1:m, :i+1)·(Yᵀu) − X(g+1:m, :i)·(U·u)].

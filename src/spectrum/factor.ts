@@ -3,7 +3,7 @@
 // whose vectors are needed (intruder dimensions). One-sided Jacobi has high relative accuracy, so it is also the
 // reference the faster bidiagonal route is tested against.
 
-import { checkShape, LinalgError, reflector, transpose } from './linalg';
+import { checkShape, LinalgError, reflectRun, transpose } from './linalg';
 
 const EPS = 2.220446049250313e-16;
 
@@ -43,8 +43,7 @@ export function qr(
   for (let k = 0; k < n; k++) {
     const v = new Float64Array(m);
     vs.push(v);
-    for (let i = k; i < m; i++) v[i] = a[i * n + k];
-    const { tau } = reflector(v, k, m);
+    const { tau } = reflectRun(a, k, n, v, k, m);
     if (tau === 0) continue; // a zero column: the reflector is the identity
     const beta = tau;
     betas[k] = beta;

@@ -122,6 +122,24 @@ export function reflector(v: Float64Array, from: number, to: number): { s: numbe
 }
 
 /**
+ * reflector() of the strided run x[off + i·stride], i in [from, to), copied into v[from..to). `diag` is what the
+ * reduction leaves at the run's head: s, or the head itself when the run is already zero (tau = 0). With `store`
+ * the reflector vector goes back into the run with its unit head, as the blocked reductions keep it.
+ */
+export function reflectRun(
+  x: Float64Array, off: number, stride: number, v: Float64Array, from: number, to: number, store = false,
+): { diag: number; tau: number } {
+  for (let i = from; i < to; i++) v[i] = x[off + i * stride];
+  const { s, tau } = reflector(v, from, to);
+  const diag = tau === 0 ? x[off + from * stride] : s;
+  if (store) {
+    v[from] = 1;
+    for (let i = from; i < to; i++) x[off + i * stride] = v[i];
+  }
+  return { diag, tau };
+}
+
+/**
  * Householder reduction of a symmetric n×n matrix to tridiagonal form (values only). Reads and destroys the lower
  * triangle of `a`. Cost ≈ 4n³/3 flops.
  */
@@ -133,9 +151,8 @@ export function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e
   const p = new Float64Array(n);
   for (let k = 0; k < n - 2; k++) {
     d[k] = a[k * n + k];
-    for (let i = k + 1; i < n; i++) v[i] = a[i * n + k];
-    const { s, tau } = reflector(v, k + 1, n);
-    e[k] = tau === 0 ? v[k + 1] : s;
+    const { diag, tau } = reflectRun(a, k, n, v, k + 1, n);
+    e[k] = diag;
     if (tau === 0) continue;
     // p = τ A₂₂ v using the lower triangle only; then w = p − (τ vᵀp / 2) v and A₂₂ −= v wᵀ + w vᵀ.
     p.fill(0, k + 1, n);
@@ -193,9 +210,8 @@ export function bidiagonalize(a: Float64Array, m: number, n: number): { d: Float
   const w = new Float64Array(n);
   for (let k = 0; k < n; k++) {
     // Left reflector: zero column k below the diagonal.
-    for (let i = k; i < m; i++) v[i] = a[i * n + k];
-    const left = reflector(v, k, m);
-    d[k] = left.tau === 0 ? a[k * n + k] : left.s;
+    const left = reflectRun(a, k, n, v, k, m);
+    d[k] = left.diag;
     if (left.tau !== 0) {
       const beta = left.tau;
       // wᵀ = vᵀ A[k:, k+1:], accumulated row by row so the inner loop runs over contiguous memory.
@@ -220,9 +236,8 @@ export function bidiagonalize(a: Float64Array, m: number, n: number): { d: Float
       e[k] = a[rowK + k + 1];
       continue;
     }
-    for (let j = k + 1; j < n; j++) w[j] = a[rowK + j];
-    const right = reflector(w, k + 1, n);
-    e[k] = right.tau === 0 ? a[rowK + k + 1] : right.s;
+    const right = reflectRun(a, rowK, 1, w, k + 1, n);
+    e[k] = right.diag;
     if (right.tau === 0) continue;
     const beta = right.tau;
     for (let i = k + 1; i < m; i++) {

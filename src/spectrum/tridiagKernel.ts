@@ -6,7 +6,7 @@
 
 import { denseKernels } from './denseKernels';
 import { packStrided } from './gemmKernel';
-import { reflector, tridiagonalize } from './linalg';
+import { reflectRun, tridiagonalize } from './linalg';
 
 const NB = 8; // the 8-wide row kernels (corr, colsT) are built for this panel width
 const NX = 48;
@@ -41,11 +41,8 @@ export function tridiagonalizeBlocked(aIn: Float64Array, n: number): { d: Float6
       d[g] = a[g * n + g];
       // Reflector on A(g+1:n, g); the vector stays in the column with its unit head.
       const c0 = g + 1;
-      for (let r = c0; r < n; r++) v[r] = a[r * n + g];
-      const h = reflector(v, c0, n);
-      e[g] = h.tau === 0 ? a[c0 * n + g] : h.s;
-      v[c0] = 1;
-      for (let r = c0; r < n; r++) a[r * n + g] = v[r];
+      const h = reflectRun(a, g, n, v, c0, n, true);
+      e[g] = h.diag;
       const tau = h.tau;
       // W(g+1:n, i) = τ·[A₂₂ v − V·(Wᵀv) − W·(Vᵀv)], A₂₂ the panel-start trailing block (lower triangle).
       acc.fill(0, c0, n);
