@@ -12,11 +12,12 @@
 // - type 6: chunks that share no input column are independent blocks diag(√w_c)·M·R_c, and R_c is orthogonal, so a
 //   chunk with constant weight w contributes √w·σ(M) (closed form: when r̂ divides in and out = t·in, σ(ΔW) is σ(M)
 //   repeated in/r̂ times, scaled by √t). Padding couples the last chunk with the first; those chunks (and chunks with
-//   a truncation/tiling boundary inside) are solved as one small dense block.
+//   a truncation/tiling boundary inside) are solved as one small dense block. A chunk with a tiling boundary alone
+//   takes its own SVD, or its Gram eigenproblem when a coupled block already puts the module on that accuracy.
 
 import { moraChunks, moraRopeTables, type MoraType } from '../adapters';
-import { rotatePairs, scratch, weightedGram } from './gramBlock';
-import { LinalgError, singularValues, symmetricEigenvalues } from './linalg';
+import { gramSigma, rotatePairs, scatterAdd, scratch, weightedGram } from './gramBlock';
+import { LinalgError, singularValues } from './linalg';
 import { scaledTimesSparse, shareColumnFactor } from './shareKernel';
 
 const EPS = 2.220446049250313e-16;
@@ -30,7 +31,8 @@ export interface MoraSpectrum {
   blocks: number;
   /**
    * Absolute accuracy of the values: about max(out, in)·eps·σ_max where every block went through a bidiagonal SVD,
-   * sqrt(n·eps)·σ_max where a coupled block used its Gram matrix. Use it as the floor of any rank tolerance.
+   * sqrt(n·eps)·σ_max where a block used its Gram matrix (a coupled block, and then also any chunk with a tiling
+   * boundary: gramBlock.ts gramSigma). Use it as the floor of any rank tolerance.
    */
   tolerance: number;
 }
@@ -47,7 +49,10 @@ function sortDesc(parts: Float64Array[]): Float64Array {
 }
 
 function scaled(s: Float64Array, f: number): Float64Array {
-  return Float64Array.from(s, (x) => x * f);
+  // A loop: TypedArray.from with a map callback is about 10× slower in V8.
+  const out = new Float64Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s[i] * f;
+  return out;
 }
 
 function check(M: ArrayLike<number>, rHat: number, inF: number, outF: number, type: MoraType): void {
@@ -121,7 +126,8 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
   const chunks = moraChunks(inF, r);
   const L = chunks * r;
   const h = r / 2;
-  const { cos, sin } = moraRopeTables(r, chunks);
+  // The rotation tables (chunks·r̂/2 cos/sin pairs) only matter to a coupled block: built on first use.
+  let tables: { cos: Float32Array; sin: Float32Array } | null = null;
   // Chunks sharing an input column (through padding) belong to one block: union-find over chunks.
   const parent = Int32Array.from({ length: chunks }, (_, i) => i);
   const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i])));
@@ -134,18 +140,24 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
   for (let c = 0; c < chunks; c++) groups.set(find(c), [...(groups.get(find(c)) ?? []), c]);
 
   const weight = (p: number): number => rowWeight(p, outF, L);
+  // Chunks whose rows no output reads (truncation) drop out, and may leave an uncoupled chunk behind.
+  const memberLists = [...groups.values()]
+    .map((all) => all.filter((c) => Array.from({ length: r }, (_, a) => weight(c * r + a)).some((x) => x > 0)))
+    .filter((m) => m.length > 0);
+  const isCoupled = (m: number[]): boolean => m.length > 1 || (m[0] + 1) * r > inF;
+  // With a coupled block the module's accuracy is already the Gram route's, so a chunk with a tiling boundary may
+  // take that (cheaper) route too without changing the reported tolerance; otherwise it keeps its SVD.
+  const viaGram = memberLists.some(isCoupled);
+  const grams = new Map<string, Float64Array>(); // Mᵀ diag(w) M by weighting ('plain': w = 1), shared by all blocks
   let sigmaM: Float64Array | null = null;
   const parts: Float64Array[] = [];
   const byPattern = new Map<string, Float64Array>();
   let blocks = 0;
   let closed = true;
   let tolerance = 0;
-  for (const all of groups.values()) {
-    // Chunks whose rows no output reads (truncation) drop out, and may leave an uncoupled chunk behind.
-    const members = all.filter((c) => Array.from({ length: r }, (_, a) => weight(c * r + a)).some((x) => x > 0));
-    if (members.length === 0) continue;
+  for (const members of memberLists) {
     const c = members[0];
-    if (members.length === 1 && (c + 1) * r <= inF) {
+    if (!isCoupled(members)) {
       // An unpadded chunk alone: σ(diag(√w)·M·R_c) = σ(diag(√w)·M).
       const ws = Array.from({ length: r }, (_, a) => weight(c * r + a));
       if (ws.every((x) => x === ws[0])) {
@@ -160,6 +172,14 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
       closed = false;
       const key = ws.join(',');
       let s = byPattern.get(key);
+      if (!s && viaGram) {
+        const g = chunkGram(M, r, ws, grams);
+        const block = gramSigma(g, r, ws.filter((x) => x > 0).length);
+        s = block.sigma;
+        tolerance = Math.max(tolerance, block.tolerance);
+        byPattern.set(key, s);
+        blocks++;
+      }
       if (!s) {
         const rows = ws.map((x, a) => [x, a]).filter(([x]) => x > 0);
         const y = new Float64Array(rows.length * r);
@@ -174,7 +194,8 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
       continue;
     }
     closed = false;
-    const block = coupledBlock(M, r, h, inF, members, weight, cos, sin);
+    tables ??= moraRopeTables(r, chunks);
+    const block = coupledBlock(M, r, h, inF, members, weight, tables.cos, tables.sin, grams);
     parts.push(block.sigma);
     tolerance = Math.max(tolerance, block.tolerance);
     blocks++;
@@ -182,6 +203,37 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
   const sigma = sortDesc(parts);
   tolerance = Math.max(tolerance, Math.max(inF, outF) * EPS * (sigma[0] ?? 0));
   return { sigma, method: closed ? 'closed-form' : 'structured', blocks, tolerance };
+}
+
+/** Mᵀ diag(w) M, cached by weighting in `grams`: [r, r] x [r] x [r, r] -> [r, r]. */
+function gramOf(M: ArrayLike<number>, r: number, ws: number[], grams: Map<string, Float64Array>): Float64Array {
+  const constant = ws.every((x) => x === ws[0]);
+  const key = constant ? 'plain' : ws.join(',');
+  let g = grams.get(key);
+  if (!g) {
+    g = weightedGram(M, r, constant ? new Float64Array(r).fill(1) : ws);
+    grams.set(key, g);
+  }
+  return g;
+}
+
+/**
+ * Mᵀ diag(w) M for a chunk with a tiling boundary, as w_min·MᵀM (the shared plain Gram) plus the Gram of only the
+ * rows weighted above w_min: a k·r̂² update instead of an r̂³ product, and every term positive (no cancellation).
+ */
+function chunkGram(M: ArrayLike<number>, r: number, ws: number[], grams: Map<string, Float64Array>): Float64Array {
+  const wMin = Math.min(...ws);
+  const extra = ws.map((x, a) => [x - wMin, a]).filter(([x]) => x > 0);
+  const y = new Float64Array(extra.length * r); // [k, r]: the rows above w_min
+  extra.forEach(([, a], i) => {
+    for (let j = 0; j < r; j++) y[i * r + j] = M[a * r + j];
+  });
+  const g = weightedGram(y, r, extra.map(([x]) => x), extra.length);
+  if (wMin > 0) {
+    const plain = gramOf(M, r, new Array<number>(r).fill(1), grams);
+    for (let i = 0; i < r * r; i++) g[i] += wMin * plain[i];
+  }
+  return g;
 }
 
 /**
@@ -199,6 +251,7 @@ function coupledBlock(
   weight: (p: number) => number,
   cos: Float32Array,
   sin: Float32Array,
+  grams: Map<string, Float64Array>,
 ): { sigma: Float64Array; tolerance: number } {
   const colIndex = new Map<number, number>();
   let rows = 0;
@@ -211,34 +264,20 @@ function coupledBlock(
   }
   const nc = colIndex.size;
   const H = scratch(nc * nc);
-  const grams = new Map<string, Float64Array>();
   const g = new Float64Array(r * r);
   for (const c of members) {
     const ws = Array.from({ length: r }, (_, a) => weight(c * r + a));
     if (ws.every((x) => x === 0)) continue;
     // A constant weighting w is w times the plain Gram MᵀM: one product serves every such chunk, scaled as it is
     // added to H; other weightings get their own product.
-    const constant = ws.every((x) => x === ws[0]);
-    const key = constant ? 'plain' : ws.join(',');
-    let mtwm = grams.get(key);
-    if (!mtwm) {
-      mtwm = weightedGram(M, r, constant ? new Float64Array(r).fill(1) : ws);
-      grams.set(key, mtwm);
-    }
-    const f = constant ? ws[0] : 1;
+    const mtwm = gramOf(M, r, ws, grams);
+    const f = ws.every((x) => x === ws[0]) ? ws[0] : 1;
     // G = R_cᵀ (Mᵀ W M) R_c: the rotation mixes index pairs (j, j + h) on both sides.
     g.set(mtwm);
     rotatePairs(g, r, h, c, cos, sin);
     const idx = new Int32Array(r);
     for (let l = 0; l < r; l++) idx[l] = colIndex.get((c * r + l) % inF)!;
-    for (let a = 0; a < r; a++) {
-      const ho = idx[a] * nc;
-      const go = a * r;
-      for (let b = 0; b < r; b++) H[ho + idx[b]] += f * g[go + b];
-    }
+    scatterAdd(H, nc, g, r, idx, f);
   }
-  const ev = symmetricEigenvalues(H, nc);
-  const count = Math.min(rows, nc);
-  const sigma = Float64Array.from(ev.subarray(0, count), (x) => Math.sqrt(Math.max(x, 0)));
-  return { sigma, tolerance: Math.sqrt(nc * EPS) * (sigma[0] ?? 0) };
+  return gramSigma(H, nc, rows);
 }
