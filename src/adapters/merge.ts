@@ -3,10 +3,10 @@
 // Everything is validated before the first byte is written; the output is built in a temp sibling folder and renamed
 // into place, so a failed or cancelled merge leaves nothing. The output keeps the base's sharding, tensor names and
 // (by default) dtypes. When dtypes are kept, a merged tensor has exactly the base tensor's dtype and size, so the
-// header and every other byte of the shard stay as they are: a shard with few merged bytes is copied whole (the
-// kernel's copy, the fastest path) and only its merged tensors are overwritten in place; a mostly merged shard is
-// streamed front to back instead (mergeStream.ts), which spares copying bytes that are overwritten anyway.
-// Memory stays around a few tensors.
+// header and every other byte of the shard stay as they are: each shard is copied whole by the kernel, the copies
+// running on the thread pool while this thread computes, and the merged tensors are overwritten in place
+// (mergePatch.ts); streaming each shard front to back (mergeStream.ts) is the alternative on request. Memory stays
+// around a few tensors.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { dtypeSize, ModelWeights, numel } from '../safetensors';
@@ -14,8 +14,9 @@ import { writeDirAtomic } from '../util/atomic';
 import { MergeError } from './mergeError';
 import { checkArchitecture, checkOutputNotInput, copySideFiles, writeIndex } from './mergeFiles';
 import { asMergeError, planMerge, type MergeMethod, type MergeSource, type OutputDtype, type TensorPlan } from './mergePlan';
-import { copyAndPatchShard, isMerged, rewriteShard, type ShardContext } from './mergeShard';
-import { mergedFraction, STREAM_ABOVE, streamShard, streamState, type StreamState } from './mergeStream';
+import { PatchPipeline } from './mergePatch';
+import { isMerged, rewriteShard, type ShardContext } from './mergeShard';
+import { streamShard, streamState, type StreamState } from './mergeStream';
 import { readAdapter } from './peftAdapter';
 
 export interface MergeAdapterSpec {
@@ -33,9 +34,9 @@ export interface MergeOptions {
   force?: boolean; // replace an existing output folder
   signal?: AbortSignal;
   /**
-   * How dtype-keeping shards are written: 'auto' (default) streams a shard of a linear merge when more than
-   * STREAM_ABOVE of its bytes are merged and copies + patches it otherwise; 'patch' and 'stream' force one way (tests, benchmarks).
-   * The output bytes are the same either way.
+   * How dtype-keeping shards are written: 'auto' (default) and 'patch' copy each shard in the kernel and overwrite
+   * its merged tensors (mergePatch.ts); 'stream' writes it front to back through user space (mergeStream.ts; tests,
+   * benchmarks, file systems where a kernel copy is slow). The output bytes are the same either way.
    */
   shardStrategy?: 'auto' | 'patch' | 'stream';
   /** Called once per tensor as it completes (consumers throttle their display). */
@@ -155,28 +156,40 @@ export async function mergeAdapters(opts: MergeOptions): Promise<MergeResult> {
 
 type ShardShared = Omit<ShardContext, 'shard' | 'target' | 'tensors'> & { strategy: MergeOptions['shardStrategy'] };
 
-/** Writes every weight shard into `tmp`, choosing per shard: rewrite (dtype change), streamed, or copy + patch. */
+/**
+ * Writes every weight shard into `tmp`, choosing per shard: rewrite (dtype change), streamed, or copy + patch. The
+ * copy + patch shards' kernel copies are all queued at once (mergePatch.ts, two at a time), so they run while this
+ * thread computes, whichever shard it is on.
+ */
 async function writeShards(tmp: string, names: string[], shared: ShardShared): Promise<void> {
   const { plan, weights, strategy } = shared;
-  let stream: StreamState | undefined; // made for the first streamed shard, shared by the others
+  const ctxs: ShardContext[] = [];
   for (const [i, shard] of weights.shards.entries()) {
-    shared.cancelled();
     const target = path.join(tmp, names[i]);
     await fs.mkdir(path.dirname(target), { recursive: true });
-    const tensors = plan.byShard.get(shard) ?? [];
-    const ctx: ShardContext = { ...shared, shard, target, tensors };
-    if (!tensors.every((t) => t.outDtype === t.info.dtype)) await rewriteShard(ctx);
-    else if (streamed(ctx, strategy)) {
-      const sizeOf = (t: TensorPlan) => t.info.dataOffsets[1] - t.info.dataOffsets[0];
-      stream ??= streamState(plan.tensors.reduce((a, t) => (isMerged(t) ? Math.max(a, sizeOf(t)) : a), 0), shared.holdBytes);
-      await streamShard(ctx, stream);
-    } else await copyAndPatchShard(ctx);
+    ctxs.push({ ...shared, shard, target, tensors: plan.byShard.get(shard) ?? [] });
   }
-}
-
-function streamed(ctx: ShardContext, strategy: MergeOptions['shardStrategy'] = 'auto'): boolean {
-  // TIES is bound by its arithmetic (3-5% of cp) and holds two float32 task tensors per merged tensor: streaming's
-  // read-ahead would gain nothing there and took peak memory past 3x the largest tensor (bench/RESULTS.md).
-  if (strategy === 'auto') return ctx.plan.method !== 'ties' && mergedFraction(ctx) > STREAM_ABOVE;
-  return strategy === 'stream'; // checked by mergeAdapters before anything is written
+  const kept = (ctx: ShardContext) => ctx.tensors.every((t) => t.outDtype === t.info.dtype);
+  // Copy + patch unless streaming is asked for: with the copy chain it beat streaming for 12% (LoRA q,v) and 76%
+  // (MoRA-6 all-linear) of the bytes merged (bench/RESULTS.md, session 3), streaming's read-ahead took TIES past 3x
+  // the largest tensor, and copy-on-write file systems clone the copy for free.
+  const how = ctxs.map((ctx) => (!kept(ctx) ? 'rewrite' : strategy === 'stream' ? 'stream' : 'patch'));
+  shared.cancelled();
+  const patch = new PatchPipeline(weights, ctxs.filter((_, i) => how[i] === 'patch'), shared.holdBytes);
+  let stream: StreamState | undefined; // made for the first streamed shard, shared by the others
+  try {
+    for (const [i, ctx] of ctxs.entries()) {
+      shared.cancelled();
+      if (how[i] === 'rewrite') await rewriteShard(ctx);
+      else if (how[i] === 'stream') {
+        const sizeOf = (t: TensorPlan) => t.info.dataOffsets[1] - t.info.dataOffsets[0];
+        stream ??= streamState(plan.tensors.reduce((a, t) => (isMerged(t) ? Math.max(a, sizeOf(t)) : a), 0), shared.holdBytes);
+        await streamShard(ctx, stream);
+      } else await patch.patch(ctx);
+    }
+    await patch.finish();
+  } finally {
+    // Every copy and write must end before the temp folder is removed, or they would recreate files in it.
+    await patch.close();
+  }
 }

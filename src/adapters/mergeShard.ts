@@ -1,10 +1,8 @@
-// The two shard writers of a merge that read tensors through TensorReader: copy + patch (dtypes kept: the kernel
-// copies the shard, merged tensors are overwritten in place) and rewrite (a dtype change re-serialises the shard),
-// and the per-tensor arithmetic they share with the streamed writer (mergeStream.ts).
-import { promises as fs } from 'node:fs';
+// The rewrite shard writer of a merge (a dtype change re-serialises the shard, reading tensors through TensorReader),
+// and the per-tensor arithmetic it shares with the copy + patch (mergePatch.ts) and streamed (mergeStream.ts) writers.
 import { bytesToFloat32, dtypeSize, numel, safetensorsOrder, type Dtype, type ModelWeights } from '../safetensors';
 import { MergeError } from './mergeError';
-import { TensorReader, writeAt, writeShard, type ShardTensor } from './mergeFiles';
+import { TensorReader, writeShard, type ShardTensor } from './mergeFiles';
 import type { MergePlan, MergeSource, TensorPlan } from './mergePlan';
 import { convertBytes, encodeChecked, mergeTensorBytes, mergeTensorF32 } from './mergeTensor';
 
@@ -29,7 +27,7 @@ export interface ShardContext {
  * to the reader as soon as it is not part of the result; a result that is the raw buffer (in place) is released by
  * the caller once written.
  */
-async function outputBytes(ctx: ShardContext, t: TensorPlan, reader: TensorReader): Promise<Uint8Array> {
+export async function outputBytes(ctx: ShardContext, t: TensorPlan, reader: TensorReader): Promise<Uint8Array> {
   const raw = await reader.take(t);
   const out = computeBytes(ctx, t, raw);
   if (out.buffer !== raw.buffer) reader.release(raw);
@@ -66,67 +64,6 @@ function convertChunked(raw: Uint8Array, from: Dtype, to: 'F32' | 'F16' | 'BF16'
     out.set(encodeChecked(x, to, what), s * outSize);
   }
   return out;
-}
-
-/**
- * Same dtypes: copy the shard file whole (in the kernel, on libuv's thread pool), then overwrite each merged tensor's
- * byte range in place. While the copy runs, the first merged tensors are computed on this thread and held until it
- * ends, up to `ctx.holdBytes` (half the largest tensor), so copying and arithmetic overlap. Afterwards the next
- * tensor's read and the previous tensor's write overlap with each tensor's arithmetic.
- */
-export async function copyAndPatchShard(ctx: ShardContext): Promise<void> {
-  let copied = false;
-  const copy = fs.copyFile(ctx.shard, ctx.target).then(() => {
-    copied = true;
-  });
-  const merged = ctx.tensors.filter(isMerged);
-  const reader = new TensorReader(ctx.weights, merged, ctx.holdBytes);
-  const dataStart = ctx.weights.file(ctx.shard).header.dataStart;
-  const held: [TensorPlan, Uint8Array][] = [];
-  let heldBytes = 0;
-  let fh: fs.FileHandle | undefined;
-  let writing: Promise<void> = Promise.resolve();
-  const write = async (t: TensorPlan, bytes: Uint8Array) => {
-    const [start, end] = t.info.dataOffsets;
-    if (bytes.length !== end - start) {
-      throw new MergeError('ShapeMismatch', `${t.name}: merged tensor has ${bytes.length} bytes, the base slot ${end - start}`);
-    }
-    await writeAt(fh!, bytes, dataStart + start);
-    reader.release(bytes);
-    ctx.report(t);
-  };
-  const afterCopy = async () => {
-    await copy;
-    if (fh) return;
-    for (const t of ctx.tensors) if (!isMerged(t)) ctx.report(t);
-    fh = await fs.open(ctx.target, 'r+');
-    for (const [t, bytes] of held.splice(0)) await write(t, bytes);
-  };
-  try {
-    for (const t of merged) {
-      ctx.cancelled();
-      const bytes = await outputBytes(ctx, t, reader);
-      if (!copied && heldBytes + bytes.length <= ctx.holdBytes) {
-        held.push([t, bytes]);
-        heldBytes += bytes.length;
-        continue;
-      }
-      await afterCopy();
-      // One write in flight: it proceeds on the thread pool while the next tensor is computed.
-      await writing;
-      writing = write(t, bytes);
-    }
-    await afterCopy();
-    await writing;
-  } catch (err) {
-    // The copy and any write must finish before the temp folder is removed, or they would recreate the file.
-    await copy.catch(() => undefined);
-    await writing.catch(() => undefined);
-    throw err;
-  } finally {
-    await fh?.close();
-    await reader.close();
-  }
 }
 
 /** A dtype change: the layout changes, so the shard is re-serialised one tensor at a time. */

@@ -1,5 +1,6 @@
-// The streamed shard writer of a dtype-keeping merge, for shards with more than a few percent of their bytes
-// merged. The output shard is the base shard with the merged tensors' bytes replaced (same header, names, dtypes
+// The streamed shard writer of a dtype-keeping merge (shardStrategy 'stream'; the default is copy + patch, which was
+// faster on the benchmark VM for 12% and 76% merged once its copies were pipelined, bench/RESULTS.md session 3). The
+// output shard is the base shard with the merged tensors' bytes replaced (same header, names, dtypes
 // and offsets), so it is written front to back at the base's own offsets: the header and untouched tensors are read
 // and written through in large chunks, merged tensors are read whole into a buffer the row kernels then overwrite in
 // place. Copy + patch would first copy those merged bytes in the kernel only to overwrite them; streaming moves
@@ -25,21 +26,6 @@ export function setStreamChunk(bytes: number): number {
   const was = chunkBytes;
   chunkBytes = bytes;
   return was;
-}
-
-/**
- * A dtype-keeping shard is streamed when more than this fraction of its bytes is merged. Measured on ext4
- * (bench/RESULTS.md, "Session 2: streamed shards"): streaming is faster from ~10% merged (every LoRA q,v shard) up
- * to 76%, and even at 1% merged, because reads and writes then run on two threads while copyFile is one. Shards with
- * almost nothing merged still take copy + patch: on copy-on-write file systems (btrfs, XFS, APFS) copyFile clones
- * the file for free, and on ext4 the loss there is bounded (~0.3 s per GB).
- */
-export const STREAM_ABOVE = 0.05;
-
-/** Merged fraction of a shard's bytes (header included), the input of the strategy choice. */
-export function mergedFraction(ctx: ShardContext): number {
-  const merged = ctx.tensors.filter(isMerged).reduce((a, t) => a + t.info.dataOffsets[1] - t.info.dataOffsets[0], 0);
-  return merged / Math.max(1, ctx.weights.file(ctx.shard).header.fileSize);
 }
 
 interface Segment {
