@@ -7,7 +7,8 @@
 
 import { denseKernels, type DenseKernels } from './denseKernels';
 import { packStrided } from './gemmKernel';
-import { bidiagonalize, reflectRun } from './linalg';
+import { reflectRun } from './householder';
+import { bidiagonalize } from './linalg';
 
 /**
  * Panel width: 8 measured best of 8/16/32 for n = 256–616 (panel corrections grow with it, kernel reuse too); the

@@ -3,7 +3,8 @@
 // whose vectors are needed (intruder dimensions). One-sided Jacobi has high relative accuracy, so it is also the
 // reference the faster bidiagonal route is tested against.
 
-import { checkShape, LinalgError, reflectRun, transpose } from './linalg';
+import { reflectRun } from './householder';
+import { checkShape, LinalgError, transpose } from './linalg';
 
 const EPS = 2.220446049250313e-16;
 

@@ -1,19 +1,21 @@
 // Dense float64 eigen- and singular-value routines, written for the sizes the structured spectra need (a few hundred)
 // and usable up to a few thousand. Everything is row-major Float64Array; nothing here allocates per inner iteration.
 //
-// Singular values go through Golub–Kahan bidiagonalisation and then the eigenvalues of the 2n×2n "perfect shuffle"
-// tridiagonal [[0, B], [Bᵀ, 0]] (its eigenvalues are ±σᵢ). That keeps the absolute accuracy at about
-// eps·σ_max, which squaring into a Gram matrix would lose (there the floor is sqrt(eps)·σ_max).
+// Singular values go through Golub–Kahan bidiagonalisation (blocked: bidiagKernel.ts) and then dqds on the
+// bidiagonal (dqds.ts, high relative accuracy), with implicit QL on the 2n×2n "perfect shuffle" tridiagonal
+// [[0, B], [Bᵀ, 0]] (eigenvalues ±σᵢ) where dqds declines. Both keep the absolute accuracy at about eps·σ_max, which
+// squaring into a Gram matrix would lose (there the floor is sqrt(eps)·σ_max).
+
+import { bidiagonalizeBlocked } from './bidiagKernel';
+import { bidiagonalSingularValuesDqds } from './dqds';
+import { dotFrom, reflectRun } from './householder';
+import { tridiagonalizeBlocked } from './tridiagKernel';
+import { KindError } from '../util/kindError';
 
 /** Numerical failure in a dense routine (no convergence, bad shape). */
 export class LinalgError extends KindError<'NoConvergence' | 'BadShape'> {
   override name = 'LinalgError';
 }
-
-import { bidiagonalizeBlocked } from './bidiagKernel';
-import { bidiagonalSingularValuesDqds } from './dqds';
-import { tridiagonalizeBlocked } from './tridiagKernel';
-import { KindError } from '../util/kindError';
 
 const EPS = 2.220446049250313e-16;
 
@@ -96,47 +98,6 @@ export function tridiagonalEigenvalues(dIn: ArrayLike<number>, eIn: ArrayLike<nu
 function hypot(x: number, y: number): number {
   const r = Math.sqrt(x * x + y * y);
   return r > 1e-150 && r < 1e150 ? r : Math.hypot(x, y);
-}
-
-/**
- * Householder reflector H = I − τ·u·uᵀ with H·x = s·e₁, LAPACK style (u₀ = 1, τ ∈ [1, 2] or 0). On entry
- * v[from..to) holds x; on exit it holds u. Norms are computed scaled, and no step squares s, so tiny trailing
- * columns (the rounding noise of a rank-deficient matrix shrinks to ~1e-154 and below) neither underflow nor NaN.
- */
-export function reflector(v: Float64Array, from: number, to: number): { s: number; tau: number } {
-  let scale = 0;
-  for (let i = from; i < to; i++) scale = Math.max(scale, Math.abs(v[i]));
-  const x0 = v[from];
-  if (scale === 0) return { s: 0, tau: 0 };
-  let ss = 0;
-  for (let i = from; i < to; i++) {
-    const t = v[i] / scale;
-    ss += t * t;
-  }
-  const alpha = scale * Math.sqrt(ss);
-  const s = x0 > 0 ? -alpha : alpha; // the sign that avoids cancellation in x0 − s
-  const denom = x0 - s;
-  v[from] = 1;
-  for (let i = from + 1; i < to; i++) v[i] /= denom;
-  return { s, tau: (s - x0) / s };
-}
-
-/**
- * reflector() of the strided run x[off + i·stride], i in [from, to), copied into v[from..to). `diag` is what the
- * reduction leaves at the run's head: s, or the head itself when the run is already zero (tau = 0). With `store`
- * the reflector vector goes back into the run with its unit head, as the blocked reductions keep it.
- */
-export function reflectRun(
-  x: Float64Array, off: number, stride: number, v: Float64Array, from: number, to: number, store = false,
-): { diag: number; tau: number } {
-  for (let i = from; i < to; i++) v[i] = x[off + i * stride];
-  const { s, tau } = reflector(v, from, to);
-  const diag = tau === 0 ? x[off + from * stride] : s;
-  if (store) {
-    v[from] = 1;
-    for (let i = from; i < to; i++) x[off + i * stride] = v[i];
-  }
-  return { diag, tau };
 }
 
 /**
@@ -280,26 +241,6 @@ export function bidiagonalSingularValues(d: ArrayLike<number>, e: ArrayLike<numb
   // The top half of ±σ sorted descending is σ itself; a zero σ can come out as −tiny, so clamp.
   for (let i = 0; i < n; i++) s[i] = Math.max(ev[i], 0);
   return s;
-}
-
-/**
- * Σ a[off + j]·w[j] for j in [from, to). Four independent partial sums: a single accumulator makes the loop wait on
- * the floating-point add latency, which costs about 3× on the matrix sizes used here.
- */
-export function dotFrom(a: Float64Array, off: number, w: Float64Array, from: number, to: number): number {
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let j = from;
-  for (; j + 3 < to; j += 4) {
-    s0 += a[off + j] * w[j];
-    s1 += a[off + j + 1] * w[j + 1];
-    s2 += a[off + j + 2] * w[j + 2];
-    s3 += a[off + j + 3] * w[j + 3];
-  }
-  for (; j < to; j++) s0 += a[off + j] * w[j];
-  return s0 + s1 + (s2 + s3);
 }
 
 /** Row-major transpose of an m×n matrix into a new n×m Float64Array. */

@@ -6,7 +6,8 @@
 
 import { denseKernels } from './denseKernels';
 import { packStrided } from './gemmKernel';
-import { reflectRun, tridiagonalize } from './linalg';
+import { reflectRun } from './householder';
+import { tridiagonalize } from './linalg';
 
 const NB = 8; // the 8-wide row kernels (corr, colsT) are built for this panel width
 const NX = 48;
