@@ -5,6 +5,7 @@ import { f16BitsFromF32Bits, f16TableBits } from '../safetensors/convert';
 import { MergeError } from './mergeError';
 import type { MergeWasm } from './mergeWasm';
 import { lowerBound, scanSpecials, WasmBf16Rows } from './mergeWasmRows';
+import { WasmConvRows } from './mergeWasmConvert';
 
 // Bound once: an imported binding can compile to a property getter per call (CommonJS interop), too slow per element.
 const halfBits = f16BitsFromF32Bits;
@@ -43,6 +44,7 @@ export class RowCodec {
   private readonly out64: Float64Array;
   private readonly half = f16TableBits();
   private readonly bf16Rows?: WasmBf16Rows; // WASM kernel scratch for BF16 -> BF16 rows
+  private readonly convRows?: WasmConvRows; // WASM kernel scratch for dtype changes among BF16, F16 and F32
   private specials?: Int32Array; // from scanSpecials(): the only base values pass() has to look at
 
   /** With `wasm`, its arena gets this codec's scratch now, so make the codec before handing out arena views. */
@@ -53,6 +55,7 @@ export class RowCodec {
     width: number,
     private readonly what: string,
     private readonly wasm?: MergeWasm,
+    private readonly first = 0, // flat index of raw's first value in its tensor, for error messages
   ) {
     // Typed views need aligned bytes; tensors read by SafetensorsFile always are, anything else is copied once.
     this.raw = raw.byteOffset % 8 === 0 ? raw : raw.slice();
@@ -73,6 +76,7 @@ export class RowCodec {
     this.sU = new Uint32Array(Math.max(1, width));
     this.sF = new Float32Array(this.sU.buffer);
     if (wasm && from === 'BF16' && to === 'BF16') this.bf16Rows = new WasmBf16Rows(wasm, width);
+    if (wasm) this.convRows = WasmConvRows.create(wasm, from, to, width);
   }
 
   /** Elements [start, start + n) of the output = round(acc[accOff..] + base), or round(base) without `acc`; n ≤ width. */
@@ -82,8 +86,16 @@ export class RowCodec {
       // The WASM kernel takes the leading groups of 8 it can store; the JS loop does the rest and names a bad value.
       const done = this.bf16Rows && n >= 32 ? this.bf16Rows.addRound(this.in16, this.out16, acc, accOff, start, n) : 0;
       const bad = addRoundBf16(this.in16, this.out16, sU, sF, acc, accOff + done, start + done, n - done);
-      if (bad >= 0) throw encodeError(sF[bad], 'BF16', this.what, start + done + bad);
+      if (bad >= 0) throw encodeError(sF[bad], 'BF16', this.what, this.first + start + done + bad);
       return;
+    }
+    if (this.convRows && n >= 32) {
+      // A dtype change: the kernel takes the leading groups of 8 it can store, the JS loops below the rest.
+      const done = this.convRows.run(this.raw, this.out, acc, accOff, start, n);
+      if (done === n) return;
+      accOff += done;
+      start += done;
+      n -= done;
     }
     this.decode(start, n);
     if (acc) for (let i = 0; i < n; i++) sF[i] = acc[accOff + i] + sF[i];
@@ -104,12 +116,12 @@ export class RowCodec {
     const { sU, sF, to } = this;
     if (to === 'F16') {
       const bad = roundF16(this.out16, sU, start, n);
-      if (bad >= 0) throw encodeError(sF[bad], to, this.what, start + bad);
+      if (bad >= 0) throw encodeError(sF[bad], to, this.what, this.first + start + bad);
       return;
     }
     // Magnitude bits at or above `limit`: NaN/Inf, or a value that overflows the output dtype when rounded.
     const limit = to === 'BF16' ? 0x7f7f8000 : 0x7f800000;
-    for (let i = 0; i < n; i++) if ((sU[i] & 0x7fffffff) >= limit) throw encodeError(sF[i], to, this.what, start + i);
+    for (let i = 0; i < n; i++) if ((sU[i] & 0x7fffffff) >= limit) throw encodeError(sF[i], to, this.what, this.first + start + i);
     switch (to) {
       case 'BF16':
         for (let i = 0; i < n; i++) {
@@ -186,7 +198,7 @@ export class RowCodec {
   private passSpecial(i: number, plusZero: boolean): void {
     this.decode(i, 1);
     const v = (plusZero ? 0 : -0) + this.sF[0];
-    if (v !== v || v === Infinity || v === -Infinity) throw encodeError(v, this.to, this.what, i);
+    if (v !== v || v === Infinity || v === -Infinity) throw encodeError(v, this.to, this.what, this.first + i);
     if (!plusZero) return;
     if (this.from === 'F32') this.in32[i] = 0;
     else this.in16[i] = 0;

@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { encodeHeader, readFully, safetensorsOrder, type Dtype, type ModelWeights, type SafetensorsIndex } from '../safetensors';
 import { MergeError } from './mergeError';
+import { SerialWriter } from './mergeWriter';
 import type { OutputDtype, TensorPlan } from './mergePlan';
 import type { Adapter } from './peftAdapter';
 
@@ -200,6 +201,9 @@ export interface ShardTensor {
   shape: number[];
   bytes: number;
   data: () => Promise<Uint8Array>;
+  // Instead of data(): the bytes as consecutive pieces, each produced once the write before it has ended, so a
+  // tensor that grows (BF16 -> F32) never exists whole in its new dtype.
+  pieces?: () => AsyncIterable<Uint8Array>;
   written?: (data: Uint8Array) => void; // called once `data` is on disk
   big?: boolean; // wait for the previous write before producing this one, so two big buffers are not alive at once
 }
@@ -207,22 +211,36 @@ export interface ShardTensor {
 /**
  * Streams one output shard into the merge's temp folder, byte-identical to writeSafetensors (its safetensorsOrder
  * and encodeHeader). Unlike writeSafetensors it does not fsync each shard: the whole folder appears by one rename,
- * as on the dtype-keeping path. Each tensor's write overlaps with the next tensor's provider.
+ * as on the dtype-keeping path. Each tensor's write overlaps with the next tensor's provider. Writes go through
+ * SerialWriter in ≤ 512 KB syscalls: with whole-tensor writes (up to 131 MB) a MoRA-6 → f16 merge spent 1.7–1.9 s in
+ * the kernel against 1.0–1.3 s (bench/RESULTS.md, "Session 3: dtype-changing merges"; mergeWriter.ts says why).
  */
 export async function writeShard(file: string, tensors: ShardTensor[], metadata: Record<string, string> | null): Promise<void> {
   const order = safetensorsOrder(tensors);
   const header = encodeHeader(order, metadata);
   const fh = await fs.open(file, 'wx');
+  const writer = new SerialWriter(fh);
   let writing: Promise<void> = Promise.resolve();
   try {
-    await writeAt(fh, header, 0);
+    await writer.write(0, header);
     let at = header.length;
     for (const t of order) {
+      if (t.pieces) {
+        let length = 0;
+        for await (const piece of t.pieces()) {
+          await writing;
+          writing = writer.write(at + length, piece);
+          length += piece.length;
+        }
+        if (length !== t.bytes) throw new MergeError('ShapeMismatch', `${t.name}: ${length} bytes for a ${t.bytes}-byte slot`);
+        at += t.bytes;
+        continue;
+      }
       if (t.big) await writing;
       const data = await t.data();
       if (data.length !== t.bytes) throw new MergeError('ShapeMismatch', `${t.name}: ${data.length} bytes for a ${t.bytes}-byte slot`);
       await writing;
-      writing = writeAt(fh, data, at).then(() => t.written?.(data));
+      writing = writer.write(at, data).then(() => t.written?.(data));
       at += t.bytes;
     }
     await writing;

@@ -211,24 +211,6 @@ export class Mora6Rows implements DeltaRows {
   }
 }
 
-/** All rows of ΔW in one [out, in] array (TIES needs whole task tensors for its global top-k). */
-export function materialize(rows: DeltaRows): Float32Array {
-  const { inF, outF } = rows;
-  const full = new Float32Array(outF * inF);
-  for (let o = 0; o < outF; o++) {
-    const row = rows.row(o);
-    const t = rows.touched?.(o);
-    if (t && t[1] - t[0] + t[2] < inF) {
-      // The array is zero already: copy only the columns that can be non-zero.
-      full.set(row.subarray(t[0], t[1]), o * inF + t[0]);
-      if (t[2] > 0) full.set(row.subarray(0, t[2]), o * inF);
-    } else {
-      full.set(row, o * inF);
-    }
-  }
-  return full;
-}
-
 /**
  * One row of PEFT's TIES combination (sign method "total") of already-trimmed task tensors, into `out`:
  * s = sign(Σ_t T_t) (≥ 0 counts as +), out = Σ_t w_t T_t [sign(T_t) = s] / max(1, #agreeing). Same float64 sums in

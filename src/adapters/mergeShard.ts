@@ -1,11 +1,13 @@
 // The rewrite shard writer of a merge (a dtype change re-serialises the shard, reading tensors through TensorReader),
 // and the per-tensor arithmetic it shares with the copy + patch (mergePatch.ts) and streamed (mergeStream.ts) writers.
 import { bytesToFloat32, dtypeSize, numel, safetensorsOrder, type Dtype, type ModelWeights } from '../safetensors';
+import { floatDtype } from './mergeCodec';
 import { MergeError } from './mergeError';
 import { TensorReader, writeShard, type ShardTensor } from './mergeFiles';
 import type { MergePlan, MergeSource, TensorPlan } from './mergePlan';
 import { convertBytes, encodeChecked, mergeTensorBytes, mergeTensorF32 } from './mergeTensor';
 
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const floatOut = (d: Dtype): d is 'F32' | 'F16' | 'BF16' | 'F64' => d === 'F32' || d === 'F16' || d === 'BF16' || d === 'F64';
 
 export const isMerged = (t: TensorPlan) => t.contributions.length > 0 || t.replacement !== undefined;
@@ -66,8 +68,38 @@ function convertChunked(raw: Uint8Array, from: Dtype, to: 'F32' | 'F16' | 'BF16'
   return out;
 }
 
+// Untouched tensors that grow (BF16/F16 -> F32) by more than this are converted and written in pieces of this size.
+const PIECE_BYTES = 8 << 20;
+
+/**
+ * An untouched tensor's converted bytes, PIECE_BYTES at a time: a 131 MB BF16 embedding needs 262 MB as F32, which
+ * must not exist whole next to the base bytes (peak memory ≤ 3× the largest tensor). Errors name whole-tensor indices.
+ */
+async function* convertPieces(ctx: ShardContext, t: TensorPlan, reader: TensorReader): AsyncGenerator<Uint8Array> {
+  const from = t.info.dtype;
+  const to = t.outDtype as 'F32' | 'F16' | 'BF16' | 'F64';
+  const raw = await reader.take(t);
+  try {
+    const inSize = dtypeSize(from);
+    const n = raw.length / inSize;
+    const per = Math.max(8, Math.floor(PIECE_BYTES / dtypeSize(to) / 8) * 8);
+    const what = `converted ${t.name}`;
+    for (let s = 0; s < n; s += per) {
+      ctx.cancelled();
+      const piece = raw.subarray(s * inSize, Math.min(n, s + per) * inSize);
+      yield convertBytes(piece, from, to, what, s)!;
+    }
+  } finally {
+    reader.release(raw);
+  }
+  ctx.report(t);
+}
+
 /** A dtype change: the layout changes, so the shard is re-serialised one tensor at a time. */
 export async function rewriteShard(ctx: ShardContext): Promise<void> {
+  // Only where convertBytes applies (float input, little-endian host), so the pieces name whole-tensor indices.
+  const grows = (t: TensorPlan) =>
+    littleEndian && !isMerged(t) && floatDtype(t.info.dtype) && floatOut(t.outDtype) && dtypeSize(t.outDtype) > dtypeSize(t.info.dtype);
   const tensors: ShardTensor[] = ctx.tensors.map((t) => ({
     name: t.name,
     dtype: t.outDtype,
@@ -79,6 +111,7 @@ export async function rewriteShard(ctx: ShardContext): Promise<void> {
       ctx.report(t);
       return bytes;
     },
+    pieces: grows(t) && numel(t.info.shape) * dtypeSize(t.outDtype) > PIECE_BYTES ? () => convertPieces(ctx, t, reader) : undefined,
     written: (bytes) => reader.release(bytes),
     big: Math.max(numel(t.info.shape) * dtypeSize(t.outDtype), t.info.dataOffsets[1] - t.info.dataOffsets[0]) > ctx.holdBytes,
   }));

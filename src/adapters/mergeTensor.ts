@@ -4,9 +4,10 @@ import { bytesToFloat32, dtypeSize, float32ToBytes, type Dtype } from '../safete
 import { checkModule, deltaWeight, mergeWeight, type AdapterModule } from './deltaWeight';
 import { MergeError } from './mergeError';
 import { floatDtype, RowCodec } from './mergeCodec';
-import { LoraRows, materialize, Mora1Rows, Mora6Rows, tiesRow, type DeltaRows } from './mergeKernels';
+import { LoraRows, Mora1Rows, Mora6Rows, type DeltaRows } from './mergeKernels';
 import { asMergeError, type MergePlan, type MergeSource, type TensorPlan } from './mergePlan';
-import { magnitudePrune, tiesCombine } from './ties';
+import { tiesCombine } from './ties';
+import { mergeTiesRows } from './tiesRows';
 import { moduleScaling } from './targets';
 import { mergeWasm, type MergeWasm } from './mergeWasm';
 import { WasmLoraRows, WasmMora6Rows } from './mergeWasmRows';
@@ -170,13 +171,8 @@ export function mergeTensorBytes(
   const codec = new RowCodec(baseBytes, from, outDtype, inF, what, wasm);
   const acc = new Float32Array(inF);
   if (plan.method === 'ties') {
-    // TIES trims each task tensor to its global top-k magnitudes, so those must exist whole.
-    const deltas = rows.map(materialize);
-    for (const d of deltas) magnitudePrune(d, plan.density);
-    for (let o = 0; o < outF; o++) {
-      tiesRow(deltas, weights, o * inF, inF, acc);
-      codec.finish(acc, 0, o * inF, inF);
-    }
+    // TIES trims each task tensor to its global top-k magnitudes: tiesRows.ts keeps them (sparse ones compactly).
+    mergeTiesRows(rows, weights, plan.density, codec);
     return codec.out;
   }
   const w0 = weights[0];
@@ -239,13 +235,19 @@ function deltaRows(s: MergeSource, m: AdapterModule, t: TensorPlan, wasm?: Merge
   return (wasm && WasmMora6Rows.create(wasm, m.A, rank, inF, outF)) || new Mora6Rows(m.A, rank, inF, outF);
 }
 
-/** A dtype change of an untouched tensor: decode and round in blocks, in place when the element size is kept. */
-export function convertBytes(raw: Uint8Array, from: Dtype, to: Dtype, what: string): Uint8Array | undefined {
+/**
+ * A dtype change of an untouched tensor (or of a piece of one starting at flat index `first`): decode and round in
+ * blocks, through the WASM kernels where available, in place when the element size is kept.
+ */
+export function convertBytes(raw: Uint8Array, from: Dtype, to: Dtype, what: string, first = 0): Uint8Array | undefined {
   if (!littleEndian || !floatDtype(from) || !floatDtype(to)) return undefined;
   const n = raw.length / dtypeSize(from);
   if (!Number.isInteger(n)) return undefined;
-  const block = 1 << 16;
-  const codec = new RowCodec(raw, from, to, Math.min(n, block), what);
+  // 16K-value blocks: with WASM, a block's input and output copies stay in L2 around the kernel.
+  const block = 1 << 14;
+  const wasm = mergeWasm();
+  wasm?.arena.reset(); // the previous tensor's arena views are no longer used
+  const codec = new RowCodec(raw, from, to, Math.min(n, block), what, wasm, first);
   for (let s = 0; s < n; s += block) codec.finish(undefined, 0, s, Math.min(block, n - s));
   return codec.out;
 }
