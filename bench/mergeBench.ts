@@ -5,7 +5,7 @@
 //
 // The model is generated into os.tmpdir() (LLaMA-like: hidden 2048, intermediate 5632, vocab 32000, sharded at
 // 400 MB) and deleted afterwards; with --model DIR it is generated there once and reused by later invocations.
-// --strategy forces how dtype-keeping shards are written (copy + patch, or streamed); the default picks per shard.
+// --strategy forces how dtype-keeping shards are written (copy + patch, or streamed); the default (auto) is copy + patch.
 // Each merge runs in a child process so its peak RSS (getrusage maxrss) is the merge's own, not the generator's.
 // Throughput is base-model bytes / wall seconds. Targets (issue 4): merge ≥ 50% of cp throughput, peak RSS ≤ 3× the
 // largest tensor.

@@ -110,8 +110,9 @@ export class PatchPipeline {
   private open(shard: PatchShard): Promise<fs.FileHandle> {
     shard.opened ??= (async () => {
       await shard.copy;
-      const fh = await fs.open(shard.ctx.target, 'r+');
+      // Reported before the output is opened: a progress callback that throws must not leave the handle open.
       for (const t of shard.ctx.tensors) if (!isMerged(t)) shard.ctx.report(t);
+      const fh = await fs.open(shard.ctx.target, 'r+');
       for (const [t, bytes] of shard.held.splice(0)) {
         this.write(shard, fh, t, bytes).then(() => (this.heldBytes -= bytes.length), () => undefined);
       }

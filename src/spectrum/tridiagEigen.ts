@@ -76,19 +76,34 @@ export function tridiagonalEigenvaluesPwk(dIn: ArrayLike<number>, eIn: ArrayLike
     let bmax = 0;
     for (let i = lsv; i <= lendsv; i++) bmax = Math.max(bmax, Math.abs(d[i]), i < lendsv ? Math.abs(e[i]) : 0);
     if (bmax === 0) continue;
-    const scale = bmax > BIG || bmax < SMALL ? 2 ** -Math.round(Math.log2(bmax)) : 1;
+    // A power of two, so scaling is exact. Below 2^−1023.5 (a subnormal bmax) 2^k itself overflows: it is then applied
+    // as 2^1000 times the rest.
+    const k = bmax > BIG || bmax < SMALL ? -Math.round(Math.log2(bmax)) : 0;
+    const pre = k > 1023 ? 2 ** 1000 : 1;
+    const scale = 2 ** (k > 1023 ? k - 1000 : k);
     for (let i = lsv; i <= lendsv; i++) {
-      d[i] *= scale;
-      if (i < lendsv) e[i] = (e[i] * scale) ** 2;
+      d[i] = d[i] * pre * scale;
+      if (i < lendsv) e[i] = (e[i] * pre * scale) ** 2;
     }
-    const a2 = (absTol * scale) ** 2;
+    const a2 = (absTol * pre * scale) ** 2;
     // QL when the top is the smaller end, QR otherwise (the iteration converges at the end it starts from).
     const ok = Math.abs(d[lendsv]) < Math.abs(d[lsv]) ? qrBlock(d, e, lendsv, lsv, a2, maxIt - jtot) : qlBlock(d, e, lsv, lendsv, a2, maxIt - jtot);
     if (ok < 0) return null;
     jtot += ok;
-    if (scale !== 1) for (let i = lsv; i <= lendsv; i++) d[i] /= scale;
+    if (k !== 0) for (let i = lsv; i <= lendsv; i++) d[i] = d[i] / scale / pre;
   }
   return d.sort().reverse();
+}
+
+/**
+ * The shift of one sweep: the eigenvalue of the end 2×2 [[p0, √e2], [√e2, next]] closer to p0 (dsterf's σ), where
+ * p0 is the diagonal the sweep converges at, e2 its squared coupling and next the diagonal beside it.
+ */
+function shift(p0: number, e2: number, next: number): number {
+  const rte = Math.sqrt(e2);
+  const sg = (next - p0) / (2 * rte);
+  const r0 = Math.hypot(sg, 1);
+  return p0 - rte / (sg + (sg >= 0 ? r0 : -r0));
 }
 
 /** QL on rows l..lend (l < lend) of d and the squared e; returns the iterations used, or −1 past `budget`. */
@@ -110,11 +125,7 @@ function qlBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
     }
     if (++it > budget) return -1;
     // Wilkinson-style shift from the leading 2×2, then one root-free sweep from m up to l.
-    const p0 = d[l];
-    const rte = Math.sqrt(e[l]);
-    let sg = (d[l + 1] - p0) / (2 * rte);
-    const r0 = Math.hypot(sg, 1);
-    sg = p0 - rte / (sg + (sg >= 0 ? r0 : -r0));
+    const sg = shift(d[l], e[l], d[l + 1]);
     let c = 1;
     let s = 0;
     let gamma = d[m] - sg;
@@ -156,11 +167,7 @@ function qrBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
       continue;
     }
     if (++it > budget) return -1;
-    const p0 = d[l];
-    const rte = Math.sqrt(e[l - 1]);
-    let sg = (d[l - 1] - p0) / (2 * rte);
-    const r0 = Math.hypot(sg, 1);
-    sg = p0 - rte / (sg + (sg >= 0 ? r0 : -r0));
+    const sg = shift(d[l], e[l - 1], d[l - 1]);
     let c = 1;
     let s = 0;
     let gamma = d[m] - sg;

@@ -7,28 +7,13 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { RowCodec } from '../../src/adapters/mergeCodec';
-import { mergeWasm, setMergeWasm } from '../../src/adapters/mergeWasm';
 import { WasmConvRows, type ConvDtype } from '../../src/adapters/mergeWasmConvert';
 import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { hashDir, loraModule, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, writeBase, writeTestAdapter } from './mergeTestUtil';
+import { hashDir, loraModule, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, withWasm, writeBase, writeTestAdapter } from './mergeTestUtil';
 
 const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
-const wasm = ((was) => {
-  const k = mergeWasm();
-  setMergeWasm(was);
-  if (!k) throw new Error('WebAssembly SIMD is required for these tests');
-  return k;
-})(setMergeWasm(true));
-
-async function withWasm<T>(on: boolean, fn: () => T | Promise<T>): Promise<T> {
-  const was = setMergeWasm(on);
-  try {
-    return await fn();
-  } finally {
-    setMergeWasm(was);
-  }
-}
+const wasm = requireMergeWasm();
 
 const pairs: [ConvDtype, ConvDtype][] = [['BF16', 'F16'], ['BF16', 'F32'], ['F16', 'BF16'], ['F16', 'F32'], ['F32', 'BF16'], ['F32', 'F16']];
 

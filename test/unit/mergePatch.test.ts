@@ -80,23 +80,49 @@ test('copy + patch: an overflow in a late shard or a cancel leaves no output, no
     assert.equal(lateStarts, 0, 'a shard copy started after the merge failed');
     failed = false;
   };
-  await assert.rejects(mergeAdapters({ base, adapters: [{ dir: overflow }], out }), kindOf('NonFiniteResult'));
-  assert.ok(starts < shards.length, `${starts} of ${shards.length} shards copied by a merge that failed in a late shard`);
-  await settled();
-  for (const after of [1, 5, 20]) {
-    const ac = new AbortController();
-    starts = 0;
-    let events = 0;
-    const onProgress = () => {
-      if (++events === after) ac.abort();
-    };
-    await assert.rejects(mergeAdapters({ base, adapters: [{ dir: fine }], out, signal: ac.signal, onProgress }), kindOf('Cancelled'));
-    assert.ok(events >= after);
-    assert.ok(starts < shards.length, `cancelled after ${after} tensors, ${starts} of ${shards.length} shards copied`);
+  try {
+    await assert.rejects(mergeAdapters({ base, adapters: [{ dir: overflow }], out }), kindOf('NonFiniteResult'));
+    assert.ok(starts < shards.length, `${starts} of ${shards.length} shards copied by a merge that failed in a late shard`);
     await settled();
+    for (const after of [1, 5, 20]) {
+      const ac = new AbortController();
+      starts = 0;
+      let events = 0;
+      const onProgress = () => {
+        if (++events === after) ac.abort();
+      };
+      await assert.rejects(mergeAdapters({ base, adapters: [{ dir: fine }], out, signal: ac.signal, onProgress }), kindOf('Cancelled'));
+      assert.ok(events >= after);
+      assert.ok(starts < shards.length, `cancelled after ${after} tensors, ${starts} of ${shards.length} shards copied`);
+      await settled();
+    }
+    await mergeAdapters({ base, adapters: [{ dir: fine }], out });
+  } finally {
+    fs.copyFile = copyFile; // also when an assertion fails, so later tests copy for real
   }
-  await mergeAdapters({ base, adapters: [{ dir: fine }], out });
-  fs.copyFile = copyFile;
   assert.equal(await exists(out), true);
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+test('copy + patch: a progress callback that throws fails the merge and leaves no output file open', async (t) => {
+  // Open descriptors are listed under /proc/self/fd on Linux; elsewhere there is nothing to look at.
+  if (!(await exists('/proc/self/fd'))) return t.skip('no /proc/self/fd');
+  const root = await tempDir();
+  const { base } = await shardedF16(root);
+  const lora = await writeTestAdapter(path.join(root, 'lora'), { r: 2, lora_alpha: 4, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(new Rng(6), 'lora', [0, 1, 2], 2));
+  const out = path.join(root, 'out');
+  // Untouched tensors are reported once their shard's copy has ended, as the output shard is opened for patching.
+  const onProgress = (p: { merged: boolean }) => {
+    if (!p.merged) throw new Error('progress display gone');
+  };
+  await assert.rejects(mergeAdapters({ base, adapters: [{ dir: lora }], out, onProgress }), /progress display gone/);
+  const open: string[] = [];
+  for (const fd of await fs.readdir('/proc/self/fd')) {
+    const target = await fs.readlink(path.join('/proc/self/fd', fd)).catch(() => '');
+    if (target.startsWith(root)) open.push(target);
+  }
+  assert.deepEqual(open, []);
+  assert.equal(await exists(out), false);
+  assert.deepEqual(await tempLeftovers(root), []);
   await fs.rm(root, { recursive: true, force: true });
 });

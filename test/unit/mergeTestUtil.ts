@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { float32ToBytes, ModelWeights, writeSafetensors, type Dtype } from '../../src/safetensors';
 import { defaultAdapterConfig, moraRank, writeAdapter, type AdapterConfig, type AdapterModule } from '../../src/adapters';
+import { mergeWasm, setMergeWasm, type MergeWasm } from '../../src/adapters/mergeWasm';
 import type { Rng } from '../../src/util/rng';
 
 export async function tempDir(prefix = 'mora-merge-'): Promise<string> {
@@ -103,4 +104,26 @@ export function tinyLlamaModules(rng: Rng, kind: 'lora' | 'mora6', layers: numbe
     const M = rng.normalArray(rHat * rHat, 0.2);
     return { path: p, A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] };
   }));
+}
+
+/**
+ * The merge's WASM kernels, for tests that call them directly whatever MORA_KERNELS says for the rest of the run (the
+ * setting is restored at once). Throws where WebAssembly SIMD is missing, since such a test would prove nothing.
+ */
+export function requireMergeWasm(): MergeWasm {
+  const was = setMergeWasm(true);
+  const k = mergeWasm();
+  setMergeWasm(was);
+  if (!k) throw new Error('WebAssembly SIMD is required for these tests');
+  return k;
+}
+
+/** Runs `fn` with the merge's WASM kernels on or off, restoring the setting afterwards. */
+export async function withWasm<T>(on: boolean, fn: () => T | Promise<T>): Promise<T> {
+  const was = setMergeWasm(on);
+  try {
+    return await fn();
+  } finally {
+    setMergeWasm(was);
+  }
 }

@@ -7,30 +7,13 @@ import * as path from 'node:path';
 import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { RowCodec } from '../../src/adapters/mergeCodec';
 import { LoraRows, Mora6Rows } from '../../src/adapters/mergeKernels';
-import { mergeWasm, setMergeWasm } from '../../src/adapters/mergeWasm';
 import { scanSpecials, WasmLoraRows, WasmMora6Rows } from '../../src/adapters/mergeWasmRows';
 import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { hashDir, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, writeTestAdapter } from './mergeTestUtil';
+import { hashDir, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, withWasm, writeTestAdapter } from './mergeTestUtil';
 
 const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
-// The kernels under test, whatever MORA_KERNELS says for the rest of the run (restored at once).
-const wasm = ((was) => {
-  const k = mergeWasm();
-  setMergeWasm(was);
-  if (!k) throw new Error('WebAssembly SIMD is required for these tests');
-  return k;
-})(setMergeWasm(true));
-
-/** Runs `fn` with the WASM kernels on or off, restoring the setting afterwards. */
-async function withWasm<T>(on: boolean, fn: () => T | Promise<T>): Promise<T> {
-  const was = setMergeWasm(on);
-  try {
-    return await fn();
-  } finally {
-    setMergeWasm(was);
-  }
-}
+const wasm = requireMergeWasm();
 
 // f32 ΔW values: signed zeros, subnormals, ordinary values, sums that overflow BF16, NaN and ±Inf.
 const deltas = [

@@ -106,3 +106,16 @@ test('MoRA type 6: a tiling-boundary chunk takes the Gram route only where a cou
   for (let i = 0; i < 100; i++) assert.ok(Math.abs(trunc.sigma[i] - denseT[i]) <= 2e-6 * denseT[0], `trunc σ${i}`);
   assert.ok(trunc.tolerance <= 1e3 * EPS * trunc.sigma[0], `tolerance ${trunc.tolerance / trunc.sigma[0]}`);
 });
+
+test('PWK: a block whose largest entry is subnormal is scaled up exactly, not by an overflowing 2^k', () => {
+  // 2 − 2cos(kπ/(n+1)) times s; subnormals hold absolute, not relative, precision (spacing 2^−1074).
+  const n = 40;
+  const want = Float64Array.from({ length: n }, (_, k) => 2 - 2 * Math.cos(((n - k) * Math.PI) / (n + 1)));
+  for (const s of [1e-300, 1e-310, 1e-315, 1e-320]) {
+    const got = pwk(new Float64Array(n).fill(2 * s), new Float64Array(n - 1).fill(-s));
+    assertClose(got, want.map((x) => x * s), 16 * EPS * 4 * s + 64 * 2 ** -1074, `scaled by ${s}`);
+  }
+  // A split-off 2×2 block of subnormals next to a zero diagonal: [[1e-310, 1e-310], [1e-310, 0]] ⊕ [0].
+  const phi = (1 + Math.sqrt(5)) / 2;
+  assertClose(pwk([1e-310, 0, 0], [1e-310, 0]), [phi * 1e-310, 0, (1 - phi) * 1e-310], 8 * 2 ** -1074, 'subnormal 2×2');
+});

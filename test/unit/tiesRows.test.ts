@@ -17,14 +17,9 @@ import { mergeTiesRows, tiesTask, trimRange, trimTask } from '../../src/adapters
 import { TiesWasm } from '../../src/adapters/tiesWasm';
 import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { hashDir, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, writeTestAdapter } from './mergeTestUtil';
+import { hashDir, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, withWasm, writeTestAdapter } from './mergeTestUtil';
 
-const wasm = ((was) => {
-  const k = mergeWasm();
-  setMergeWasm(was);
-  if (!k) throw new Error('WebAssembly SIMD is required for these tests');
-  return k;
-})(setMergeWasm(true));
+const wasm = requireMergeWasm();
 
 const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 /** Bits with -0 read as +0: where a trimmed zero's sign is not part of the contract. */
@@ -96,6 +91,7 @@ function rowMerge(rows: DeltaRows[], weights: number[], density: number, base: U
 
 test('mergeTiesRows equals magnitudePrune + tiesCombine bit for bit (sizes, equal magnitudes, ±0, NaN/Inf, 1-4 tasks)', () => {
   const rng = new Rng(77);
+  const was = setMergeWasm(true); // restored at the end, whatever MORA_KERNELS asked for
   const sizes: [number, number, number | undefined][] = [[1, 1, undefined], [3, 5, 2], [7, 13, 4], [17, 33, 8], [5, 1000, 30], [64, 64, 8], [6, 9, 9]];
   const weightSets = [[1], [-0.5, 2.5], [1, 0, 0.75], [0.3, -1, 2, -0]];
   const densities = [0, 0.001, 0.25, 0.5, 2 / 3, 0.999, 1];
@@ -126,7 +122,7 @@ test('mergeTiesRows equals magnitudePrune + tiesCombine bit for bit (sizes, equa
       }
     }
   }
-  setMergeWasm(true);
+  setMergeWasm(was);
   assert.ok(cases > 1000);
 });
 
@@ -214,12 +210,7 @@ test('whole TIES merges are byte-identical with the kernels on and off (1-3 adap
         const outs = [];
         for (const on of [true, false]) {
           const out = path.join(root, `out-${dtype}-${i}-${density}-${on}`);
-          const was = setMergeWasm(on);
-          try {
-            await mergeAdapters({ base, adapters, out, method: 'ties', density });
-          } finally {
-            setMergeWasm(was);
-          }
+          await withWasm(on, () => mergeAdapters({ base, adapters, out, method: 'ties', density }));
           outs.push(await hashDir(out));
         }
         assert.deepEqual(outs[0], outs[1], `${dtype} set ${i} d ${density}`);
