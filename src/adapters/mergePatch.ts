@@ -3,19 +3,24 @@
 // then overwritten in place. Three things run at once:
 // - the copy chain on libuv's thread pool, two shards at a time: shard i + 2's copy starts as soon as shard i's
 //   ends, so the kernel copies without a gap while this thread computes;
-// - the arithmetic on this thread, tensor after tensor across shard boundaries (one TensorReader reads the next
-//   merged tensor ahead, whichever shard it is in);
-// - one serial write chain on the pool, overwriting merged tensors in shards whose copy has ended. Overwriting
-//   pages the copy just put in the page cache is cheaper than a streamed writer's fresh pages on the benchmark VM.
+// - the arithmetic on this thread, tensor after tensor across shard boundaries. Linear merges whose rows are
+//   independent (LinearRows: LoRA, MoRA 1/6, weighted sums) go a slab of rows at a time through a few recycled
+//   buffers (mergeSlabs.ts), the next slab read ahead; other merged tensors (TIES, DoRA, replacements) whole, one
+//   TensorReader reading the next ahead, whichever shard it is in;
+// - one serial write chain on the pool, overwriting merged slabs and tensors in shards whose copy has ended.
+//   Overwriting pages the copy just put in the page cache is cheaper than a streamed writer's fresh pages on the
+//   benchmark VM.
 // A merged tensor whose shard is still being copied waits in memory, up to holdBytes (half the largest tensor) over
-// all shards; past that the arithmetic waits for the copy. On failure or cancel no further copy starts, and every
-// copy and write in flight ends before the caller removes the temp folder.
+// all shards, slabs only two slabs' worth; past that the arithmetic waits for the copy. On failure or cancel no
+// further copy starts, and every copy and write in flight ends before the caller removes the temp folder.
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import type { ModelWeights } from '../safetensors';
 import { MergeError } from './mergeError';
 import { TensorReader, writeAt } from './mergeFiles';
 import type { TensorPlan } from './mergePlan';
+import { SlabReader } from './mergeSlabs';
 import { isMerged, outputBytes, type ShardContext } from './mergeShard';
+import { LinearRows, linearRowsApply } from './mergeTensor';
 
 // Shard copies in flight at once. Two finished a 3-shard 1 GB merge ~10% (LoRA q,v) and ~15% (MoRA-6) sooner than
 // one on the 2-vCPU benchmark VM (bench/RESULTS.md, session 3); more would only compete for the same cores.
@@ -25,14 +30,22 @@ interface PatchShard {
   ctx: ShardContext;
   copy: Promise<void>; // the kernel copy of the whole shard; rejects when it failed or never started
   copied: boolean;
-  held: [TensorPlan, Uint8Array][]; // merged before the copy ended
+  held: Held[]; // merged before the copy ended
   opened?: Promise<fs.FileHandle>; // after the copy: the output opened for overwriting, held tensors queued
+}
+
+interface Held {
+  at: number; // byte offset in the shard file
+  bytes: Uint8Array;
+  done: () => void; // after the write: gives the buffer back, reports a finished tensor
 }
 
 export class PatchPipeline {
   private readonly shards = new Map<string, PatchShard>();
   private readonly copies: Promise<void>; // settles once no copy is running or will start
-  private readonly reader: TensorReader;
+  private readonly reader: TensorReader; // whole merged tensors (TIES, DoRA, replacements, other layouts)
+  private readonly slabs: SlabReader; // merged tensors that LinearRows covers, a few rows at a time
+  private readonly slabbed: Set<TensorPlan>;
   private stopped = false;
   private heldBytes = 0;
   private writes: Promise<void> = Promise.resolve(); // the serial write chain; rejects from the first failed write on
@@ -60,7 +73,12 @@ export class PatchPipeline {
     }
     this.copies = Promise.all(lanes.map((l) => l.catch(() => undefined))).then(() => undefined);
     const merged = ctxs.flatMap((c) => c.tensors.filter(isMerged));
-    this.reader = new TensorReader(weights, merged, holdBytes);
+    // Slab by slab where rows merge independently in place (an empty tensor has no slab to report it by).
+    const slabbed = (t: TensorPlan) => t.outDtype === t.info.dtype && t.info.shape.every((d) => d > 0) &&
+      linearRowsApply(ctxs[0].plan, t, ctxs[0].sources);
+    this.slabbed = new Set(merged.filter(slabbed));
+    this.slabs = new SlabReader(weights, merged.filter((t) => this.slabbed.has(t)));
+    this.reader = new TensorReader(weights, merged.filter((t) => !this.slabbed.has(t)), holdBytes);
   }
 
   /**
@@ -72,23 +90,52 @@ export class PatchPipeline {
     for (const t of ctx.tensors) {
       if (!isMerged(t)) continue;
       ctx.cancelled();
+      if (this.slabbed.has(t)) {
+        await this.patchSlabs(shard, t);
+        continue;
+      }
       const bytes = await outputBytes(ctx, t, this.reader);
       const [start, end] = t.info.dataOffsets;
       if (bytes.length !== end - start) {
         throw new MergeError('ShapeMismatch', `${t.name}: merged tensor has ${bytes.length} bytes, the base slot ${end - start}`);
       }
-      if (!shard.copied && this.heldBytes + bytes.length <= this.holdBytes) {
-        shard.held.push([t, bytes]);
-        this.heldBytes += bytes.length;
-        continue;
-      }
-      const fh = await this.open(shard);
-      // One write of this thread waits at most: the next tensor is computed while this one is written.
-      await this.lastWrite;
-      this.lastWrite = this.write(shard, fh, t, bytes);
+      const at = ctx.weights.file(ctx.shard).header.dataStart + start;
+      await this.put(shard, { at, bytes, done: () => (this.reader.release(bytes), ctx.report(t)) });
     }
     // Untouched tensors are reported, and held ones written, once the copy ends.
     this.open(shard).catch(() => undefined);
+  }
+
+  /**
+   * One tensor slab by slab, in row order: slab i + 1 is read while slab i is merged in place and slab i - 1
+   * written. The tensor is reported once its last slab is on disk.
+   */
+  private async patchSlabs(shard: PatchShard, t: TensorPlan): Promise<void> {
+    const { ctx } = shard;
+    const [from, end] = this.slabs.range(t);
+    let rows: LinearRows | undefined;
+    for (let i = from; i < end; i++) {
+      const bytes = await this.slabs.take(i);
+      rows ??= LinearRows.create(ctx.plan, t, ctx.sources, t.outDtype, `merged ${t.name}`)!;
+      const { o0, at } = this.slabs.slabs[i];
+      const last = i === end - 1;
+      const done = () => (this.slabs.release(bytes), last && ctx.report(t));
+      // Slabs wait for the copy rather than pile up: held ones would be fresh memory (SlabReader.holdBytes says why).
+      await this.put(shard, { at, bytes: rows.merge(bytes, o0), done }, this.slabs.holdBytes);
+    }
+  }
+
+  /** Holds merged bytes until the shard's copy ends (within `limit` bytes held), else queues their write. */
+  private async put(shard: PatchShard, h: Held, limit = this.holdBytes): Promise<void> {
+    if (!shard.copied && this.heldBytes + h.bytes.length <= limit) {
+      shard.held.push(h);
+      this.heldBytes += h.bytes.length;
+      return;
+    }
+    const fh = await this.open(shard);
+    // One write of this thread waits at most: the next tensor (or slab) is computed while this one is written.
+    await this.lastWrite;
+    this.lastWrite = this.write(fh, h);
   }
 
   /** Waits for every copy and write; rejects with the first failure. */
@@ -105,6 +152,7 @@ export class PatchPipeline {
     await this.writes.catch(() => undefined);
     await Promise.all(handles.map((h) => h?.close()));
     await this.reader.close();
+    await this.slabs.close();
   }
 
   private open(shard: PatchShard): Promise<fs.FileHandle> {
@@ -113,21 +161,19 @@ export class PatchPipeline {
       // Reported before the output is opened: a progress callback that throws must not leave the handle open.
       for (const t of shard.ctx.tensors) if (!isMerged(t)) shard.ctx.report(t);
       const fh = await fs.open(shard.ctx.target, 'r+');
-      for (const [t, bytes] of shard.held.splice(0)) {
-        this.write(shard, fh, t, bytes).then(() => (this.heldBytes -= bytes.length), () => undefined);
+      for (const h of shard.held.splice(0)) {
+        this.write(fh, h).then(() => (this.heldBytes -= h.bytes.length), () => undefined);
       }
       return fh;
     })();
     return shard.opened;
   }
 
-  /** Queues an overwrite of t's bytes; the buffer goes back to the reader once written. */
-  private write(shard: PatchShard, fh: fs.FileHandle, t: TensorPlan, bytes: Uint8Array): Promise<void> {
-    const at = shard.ctx.weights.file(shard.ctx.shard).header.dataStart + t.info.dataOffsets[0];
+  /** Queues an overwrite of h's bytes, then h.done(). */
+  private write(fh: fs.FileHandle, h: Held): Promise<void> {
     this.writes = this.writes.then(async () => {
-      await writeAt(fh, bytes, at);
-      this.reader.release(bytes);
-      shard.ctx.report(t);
+      await writeAt(fh, h.bytes, h.at);
+      h.done();
     });
     this.writes.catch(() => undefined); // the failure is heard by finish(), or by the next wait on lastWrite
     return this.writes;
