@@ -20,7 +20,7 @@ import { TensorReader, writeAt } from './mergeFiles';
 import type { TensorPlan } from './mergePlan';
 import { SlabReader } from './mergeSlabs';
 import { isMerged, outputBytes, type ShardContext } from './mergeShard';
-import { LinearRows, linearRowsApply } from './mergeTensor';
+import { LinearRows, linearRowsApply } from './mergeRows';
 
 // Shard copies in flight at once. Two finished a 3-shard 1 GB merge ~10% (LoRA q,v) and ~15% (MoRA-6) sooner than
 // one on the 2-vCPU benchmark VM (bench/RESULTS.md, session 3); more would only compete for the same cores.

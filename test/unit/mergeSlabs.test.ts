@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultAdapterConfig, moraRank, type AdapterModule } from '../../src/adapters';
-import { LinearRows, linearRowsApply, mergeTensorBytes } from '../../src/adapters/mergeTensor';
+import { LinearRows, linearRowsApply } from '../../src/adapters/mergeRows';
+import { mergeTensorBytes } from '../../src/adapters/mergeTensor';
 import { planMerge, type BaseView, type MergeSource } from '../../src/adapters/mergePlan';
 import { setMergeWasm } from '../../src/adapters/mergeWasm';
 import { float32ToBytes } from '../../src/safetensors';

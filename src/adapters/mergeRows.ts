@@ -1,0 +1,138 @@
+// The row kernels of a linear merge: which ΔW row generator serves each contribution (LoRA/rsLoRA rows, MoRA types
+// 1 and 6, in WASM where available), and LinearRows, which merges a range of a tensor's rows with them so that a
+// tensor can be merged whole (mergeTensor.ts) or a slab at a time (mergePatch.ts) with the same bytes.
+import { dtypeSize, type Dtype } from '../safetensors';
+import { checkModule, type AdapterModule } from './deltaWeight';
+import { floatDtype, RowCodec, type FloatDtype } from './mergeCodec';
+import { LoraRows, Mora1Rows, Mora6Rows, type DeltaRows } from './mergeKernels';
+import { asMergeError, type MergePlan, type MergeSource, type TensorPlan } from './mergePlan';
+import { moduleScaling } from './targets';
+import { mergeWasm, type MergeWasm } from './mergeWasm';
+import { WasmLoraRows, WasmMora6Rows } from './mergeWasmRows';
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Whether mergeTensorBytes takes LinearRows for t, known before its bytes are read: a linear, non-DoRA merge of a
+ * float 2-D tensor of the expected size whose every contribution has row kernels.
+ */
+export function linearRowsApply(plan: MergePlan, t: TensorPlan, sources: MergeSource[]): boolean {
+  const { dtype, shape, dataOffsets } = t.info;
+  return littleEndian && !plan.dora && plan.method !== 'ties' && !t.replacement && t.contributions.length > 0 &&
+    floatDtype(dtype) && floatDtype(t.outDtype) && shape.length === 2 &&
+    dataOffsets[1] - dataOffsets[0] === shape[0] * shape[1] * dtypeSize(dtype) &&
+    t.contributions.every((c) => rowConfigOk(sources[c.source].adapter.config));
+}
+
+/**
+ * A linear merge through the row kernels, a range of rows at a time. Rows are independent, so merging rows
+ * [o0, o1) in order gives exactly those rows of the whole-tensor result and, at the first bad row, the same error
+ * (codecs name whole-tensor flat indices). The ΔW row state lives from create() to the last merge(); the WASM
+ * arena is emptied by create() and must not be reset by anyone else until then.
+ */
+export class LinearRows {
+  private readonly acc: Float32Array;
+  private readonly sparse: boolean; // a single MoRA-6 ΔW, zero outside one r̂-wide band per row
+  private readonly plusZero: boolean; // the sign of 0·w0, the value of ΔW's zeros after weighting
+
+  private constructor(
+    private readonly rows: DeltaRows[],
+    private readonly weights: number[],
+    private readonly t: TensorPlan,
+    private readonly outDtype: FloatDtype,
+    private readonly what: string,
+    private readonly wasm: MergeWasm | undefined,
+  ) {
+    this.acc = new Float32Array(t.info.shape[1]);
+    this.sparse = rows.length === 1 && rows[0].touched !== undefined && t.info.dtype === outDtype && outDtype !== 'F64';
+    this.plusZero = Object.is(0 * weights[0], 0);
+  }
+
+  static create(plan: MergePlan, t: TensorPlan, sources: MergeSource[], outDtype: Dtype, what: string): LinearRows | undefined {
+    const ok = littleEndian && !plan.dora && plan.method !== 'ties' && floatDtype(t.info.dtype) && t.info.shape.length === 2;
+    if (!ok || !floatDtype(outDtype)) return undefined;
+    const wasm = mergeWasm();
+    wasm?.arena.reset(); // the previous tensor's views are no longer used
+    const rows = kernelRows(t, sources, wasm);
+    if (!rows) return undefined;
+    return new LinearRows(rows, t.contributions.map((c) => sources[c.source].weight), t, outDtype, what, wasm);
+  }
+
+  /** Merges the whole rows held in `bytes`, the first of them row o0, in row order; in place for a kept dtype. */
+  merge(bytes: Uint8Array, o0: number): Uint8Array {
+    const { rows, weights, acc, sparse, plusZero } = this;
+    const [inF, from] = [this.t.info.shape[1], this.t.info.dtype as FloatDtype];
+    // Each range's codec takes its scratch from the arena after the ΔW rows', whose views are re-made per row.
+    const codec = new RowCodec(bytes, from, this.outDtype, inF, this.what, this.wasm, o0 * inF);
+    const [w0, n] = [weights[0], bytes.length / dtypeSize(from) / inF];
+    if (sparse) codec.scanForPass();
+    for (let i = 0; i < n; i++) {
+      const o = o0 + i;
+      const row0 = rows[0].row(o);
+      const at = i * inF;
+      if (sparse) {
+        const [s, e, wrapEnd] = rows[0].touched!(o);
+        if (e - s + wrapEnd < inF) {
+          let a = row0;
+          if (w0 !== 1) {
+            a = acc;
+            for (let j = 0; j < wrapEnd; j++) acc[j] = row0[j] * w0;
+            for (let j = s; j < e; j++) acc[j] = row0[j] * w0;
+          }
+          if (wrapEnd > 0) codec.finish(a, 0, at, wrapEnd);
+          codec.pass(at + wrapEnd, s - wrapEnd, plusZero);
+          codec.finish(a, s, at + s, e - s);
+          codec.pass(at + e, inF - e, plusZero);
+          continue;
+        }
+      }
+      let a = row0;
+      if (rows.length > 1 || w0 !== 1) {
+        // Linear: acc = w0·ΔW0 + Σ w·ΔW, rounded to float32 after each step as the whole-tensor loops do.
+        a = acc;
+        if (w0 !== 1) for (let j = 0; j < inF; j++) acc[j] = row0[j] * w0;
+        else acc.set(row0);
+        for (let k = 1; k < rows.length; k++) {
+          const d = rows[k].row(o);
+          const w = weights[k];
+          for (let j = 0; j < inF; j++) acc[j] += w * d[j];
+        }
+      }
+      codec.finish(a, 0, at, inF);
+    }
+    return codec.out;
+  }
+}
+
+/** Row kernels of every contribution (allocating in the arena, in order), or undefined where one has none. */
+export function kernelRows(t: TensorPlan, sources: MergeSource[], wasm?: MergeWasm): DeltaRows[] | undefined {
+  const rows: DeltaRows[] = [];
+  for (const c of t.contributions) {
+    const r = deltaRows(sources[c.source], c.module, t, wasm);
+    if (!r) return undefined; // later contributions are not checked here: mergeTensorF32 reports their errors
+    rows.push(r);
+  }
+  return rows;
+}
+
+const rowConfigOk = (cfg: MergeSource['adapter']['config']) =>
+  !cfg.fan_in_fan_out && !cfg.use_dora && (!cfg.use_mora || cfg.mora_type === 1 || cfg.mora_type === 6);
+
+/** Row kernels for one module, validated as deltaWeight validates it; undefined where only deltaWeight applies. */
+function deltaRows(s: MergeSource, m: AdapterModule, t: TensorPlan, wasm?: MergeWasm): DeltaRows | undefined {
+  const cfg = s.adapter.config;
+  if (!rowConfigOk(cfg)) return undefined;
+  const [outF, inF] = t.info.shape;
+  let rank: number;
+  try {
+    rank = checkModule(cfg, m, t.info.shape);
+  } catch (err) {
+    throw asMergeError(err, `${s.adapter.dir}: ${t.name}`);
+  }
+  if (!cfg.use_mora) {
+    const scaling = moduleScaling(cfg, m.path);
+    return (wasm && WasmLoraRows.create(wasm, m.A, m.B, rank, inF, outF, scaling)) || new LoraRows(m.A, m.B, rank, inF, outF, scaling);
+  }
+  if (cfg.mora_type === 1) return new Mora1Rows(m.A, rank, inF, outF);
+  return (wasm && WasmMora6Rows.create(wasm, m.A, rank, inF, outF)) || new Mora6Rows(m.A, rank, inF, outF);
+}
