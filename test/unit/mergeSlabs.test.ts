@@ -2,13 +2,13 @@
 // row kernels' bytes and, for a bad value, the same error naming the same whole-tensor flat index.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultAdapterConfig, moraRank, type AdapterModule } from '../../src/adapters';
 import { LinearRows, linearRowsApply } from '../../src/adapters/mergeRows';
 import { mergeTensorBytes } from '../../src/adapters/mergeTensor';
 import { planMerge, type BaseView, type MergeSource } from '../../src/adapters/mergePlan';
 import { setMergeWasm } from '../../src/adapters/mergeWasm';
 import { float32ToBytes } from '../../src/safetensors';
 import { Rng } from '../../src/util/rng';
+import { projSource } from './mergeTestUtil';
 
 const message = (f: () => unknown): string => {
   try {
@@ -24,19 +24,7 @@ test('LinearRows over row ranges equals mergeTensorBytes: LoRA, MoRA 1/6, weight
   const [outF, inF] = [37, 40]; // MoRA-6 bands that wrap; LoRA quads cut by range boundaries
   const shape = [outF, inF];
   const name = 'model.layers.0.mlp.proj.weight';
-  const source = (kind: 'lora' | 'mora1' | 'mora6', weight: number): MergeSource => {
-    const r = 2;
-    const cfg = defaultAdapterConfig({ r, lora_alpha: 3, target_modules: ['proj'], use_mora: kind !== 'lora', mora_type: kind === 'mora6' ? 6 : 1 });
-    let module: AdapterModule;
-    if (kind === 'lora') {
-      module = { path: 'model.layers.0.mlp.proj', A: rng.normalArray(r * inF), aShape: [r, inF], B: rng.normalArray(outF * r), bShape: [outF, r] };
-    } else {
-      const rHat = moraRank(inF, outF, r, kind === 'mora1' ? 1 : 6);
-      const M = rng.normalArray(rHat * rHat);
-      module = { path: 'model.layers.0.mlp.proj', A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] };
-    }
-    return { adapter: { dir: kind, config: cfg, modules: new Map([[module.path, module]]), saved: new Map() }, weight };
-  };
+
   const combos: [('lora' | 'mora1' | 'mora6')[], number[]][] = [
     [['lora'], [1]], [['mora1'], [1]], [['mora6'], [1]], [['mora6'], [-0.5]], [['lora', 'mora6'], [0.7, -1.3]],
   ];
@@ -52,7 +40,7 @@ test('LinearRows over row ranges equals mergeTensorBytes: LoRA, MoRA 1/6, weight
           info: () => ({ dtype, shape, dataOffsets: [0, outF * inF * size] }),
         };
         for (const [kinds, weights] of combos) {
-          const sources = kinds.map((k, i) => source(k, weights[i]));
+          const sources = kinds.map((k, i) => projSource(rng, k, weights[i], outF, inF));
           const plan = planMerge(view, sources, { method: 'linear', density: 1 });
           const t = plan.tensors[0];
           assert.ok(linearRowsApply(plan, t, sources));

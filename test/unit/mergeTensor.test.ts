@@ -2,12 +2,12 @@
 // the row kernels must produce exactly the whole-tensor path's bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultAdapterConfig, moraRank, type AdapterModule } from '../../src/adapters';
 import { addBaseInto, encodeChecked, mergeTensorBytes, mergeTensorF32 } from '../../src/adapters/mergeTensor';
 import { MergeError } from '../../src/adapters/mergeError';
 import { planMerge, type BaseView, type MergeSource } from '../../src/adapters/mergePlan';
 import { float32ToBytes } from '../../src/safetensors';
 import { Rng } from '../../src/util/rng';
+import { projSource } from './mergeTestUtil';
 
 const bitsToF32 = (b: number) => new Float32Array(new Uint32Array([b]).buffer)[0];
 
@@ -61,19 +61,7 @@ test('row kernels (mergeTensorBytes) give the bytes of mergeTensorF32 + encodeCh
   const [outF, inF] = [13, 11]; // in not divisible by r̂, out > chunks·r̂ for small r̂: padding, wrapping and tiling
   const shape = [outF, inF];
   const name = 'model.layers.0.mlp.proj.weight';
-  const source = (kind: 'lora' | 'mora1' | 'mora6', weight: number): MergeSource => {
-    const r = 2;
-    const cfg = defaultAdapterConfig({ r, lora_alpha: 3, target_modules: ['proj'], use_mora: kind !== 'lora', mora_type: kind === 'mora6' ? 6 : 1 });
-    let module: AdapterModule;
-    if (kind === 'lora') {
-      module = { path: 'model.layers.0.mlp.proj', A: rng.normalArray(r * inF), aShape: [r, inF], B: rng.normalArray(outF * r), bShape: [outF, r] };
-    } else {
-      const rHat = moraRank(inF, outF, r, kind === 'mora1' ? 1 : 6);
-      const M = rng.normalArray(rHat * rHat);
-      module = { path: 'model.layers.0.mlp.proj', A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] };
-    }
-    return { adapter: { dir: kind, config: cfg, modules: new Map([[module.path, module]]), saved: new Map() }, weight };
-  };
+
   const combos: [('lora' | 'mora1' | 'mora6')[], number[]][] = [
     [['lora'], [1]], [['mora1'], [1]], [['mora6'], [1]], [['mora6'], [-0.5]], [['lora'], [2.5]],
     [['lora', 'mora6'], [0.7, -1.3]], [['mora1', 'mora6', 'lora'], [1, 0.5, 2]],
@@ -91,7 +79,7 @@ test('row kernels (mergeTensorBytes) give the bytes of mergeTensorF32 + encodeCh
     };
     for (const [kinds, weights] of combos) {
       for (const method of ['linear', 'ties'] as const) {
-        const sources = kinds.map((k, i) => source(k, weights[i]));
+        const sources = kinds.map((k, i) => projSource(rng, k, weights[i], outF, inF));
         const plan = planMerge(view, sources, { method, density: 0.4 });
         const t = plan.tensors[0];
         const what = `${dtype} ${kinds.join('+')} ${weights.join(',')} ${method}`;

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { float32ToBytes, ModelWeights, writeSafetensors, type Dtype } from '../../src/safetensors';
 import { defaultAdapterConfig, moraRank, writeAdapter, type AdapterConfig, type AdapterModule } from '../../src/adapters';
 import { mergeWasm, setMergeWasm, type MergeWasm } from '../../src/adapters/mergeWasm';
+import type { MergeSource } from '../../src/adapters/mergePlan';
 import type { Rng } from '../../src/util/rng';
 
 export async function tempDir(prefix = 'mora-merge-'): Promise<string> {
@@ -126,4 +127,23 @@ export async function withWasm<T>(on: boolean, fn: () => T | Promise<T>): Promis
   } finally {
     setMergeWasm(was);
   }
+}
+
+/**
+ * An in-memory source with one r = 2 module 'model.layers.0.mlp.proj' of the given kind for an [outF, inF] weight:
+ * LoRA (alpha 3), or MoRA type 1/6 with a random M; for the row-kernel tests that skip the adapter files.
+ */
+export function projSource(rng: Rng, kind: 'lora' | 'mora1' | 'mora6', weight: number, outF: number, inF: number): MergeSource {
+  const r = 2;
+  const cfg = defaultAdapterConfig({ r, lora_alpha: 3, target_modules: ['proj'], use_mora: kind !== 'lora', mora_type: kind === 'mora6' ? 6 : 1 });
+  const modPath = 'model.layers.0.mlp.proj';
+  let module: AdapterModule;
+  if (kind === 'lora') {
+    module = { path: modPath, A: rng.normalArray(r * inF), aShape: [r, inF], B: rng.normalArray(outF * r), bShape: [outF, r] };
+  } else {
+    const rHat = moraRank(inF, outF, r, kind === 'mora1' ? 1 : 6);
+    const M = rng.normalArray(rHat * rHat);
+    module = { path: modPath, A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] };
+  }
+  return { adapter: { dir: kind, config: cfg, modules: new Map([[module.path, module]]), saved: new Map() }, weight };
 }
