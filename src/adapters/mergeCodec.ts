@@ -56,12 +56,13 @@ export class RowCodec {
     private readonly what: string,
     private readonly wasm?: MergeWasm,
     private readonly first = 0, // flat index of raw's first value in its tensor, for error messages
+    out?: Uint8Array, // where the output goes when the element size changes (exactly its bytes, 8-aligned); else fresh
   ) {
     // Typed views need aligned bytes; tensors read by SafetensorsFile always are, anything else is copied once.
     this.raw = raw.byteOffset % 8 === 0 ? raw : raw.slice();
     const n = this.raw.length / dtypeSize(from);
     // Rows are decoded into the scratch before any output is stored, so equal element sizes can share the bytes.
-    this.out = dtypeSize(to) === dtypeSize(from) ? this.raw : new Uint8Array(n * dtypeSize(to));
+    this.out = dtypeSize(to) === dtypeSize(from) ? this.raw : out ?? new Uint8Array(n * dtypeSize(to));
     const view = <T>(make: new (b: ArrayBuffer, o: number, l: number) => T, bytes: Uint8Array, size: number) =>
       new make(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length / size);
     const empty = new Uint8Array(0);

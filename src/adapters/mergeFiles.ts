@@ -201,10 +201,10 @@ export interface ShardTensor {
   shape: number[];
   bytes: number;
   data: () => Promise<Uint8Array>;
-  // Instead of data(): the bytes as consecutive pieces, each produced once the write before it has ended, so a
-  // tensor that grows (BF16 -> F32) never exists whole in its new dtype.
+  // Instead of data(): the bytes as consecutive pieces, each produced once the write before the one before it has
+  // ended (one piece is written while the next is made), so a tensor never exists whole in its new dtype.
   pieces?: () => AsyncIterable<Uint8Array>;
-  written?: (data: Uint8Array) => void; // called once `data` is on disk
+  written?: (data: Uint8Array) => void; // called once `data` (or a piece) is on disk
   big?: boolean; // wait for the previous write before producing this one, so two big buffers are not alive at once
 }
 
@@ -229,7 +229,7 @@ export async function writeShard(file: string, tensors: ShardTensor[], metadata:
         let length = 0;
         for await (const piece of t.pieces()) {
           await writing;
-          writing = writer.write(at + length, piece);
+          writing = writer.write(at + length, piece).then(() => t.written?.(piece));
           length += piece.length;
         }
         if (length !== t.bytes) throw new MergeError('ShapeMismatch', `${t.name}: ${length} bytes for a ${t.bytes}-byte slot`);

@@ -58,12 +58,15 @@ export class LinearRows {
     return new LinearRows(rows, t.contributions.map((c) => sources[c.source].weight), t, outDtype, what, wasm);
   }
 
-  /** Merges the whole rows held in `bytes`, the first of them row o0, in row order; in place for a kept dtype. */
-  merge(bytes: Uint8Array, o0: number): Uint8Array {
+  /**
+   * Merges the whole rows held in `bytes`, the first of them row o0, in row order; in place when the element size is
+   * kept, else into `out` (exactly the rows' output bytes) or a fresh buffer.
+   */
+  merge(bytes: Uint8Array, o0: number, out?: Uint8Array): Uint8Array {
     const { rows, weights, acc, sparse, plusZero } = this;
     const [inF, from] = [this.t.info.shape[1], this.t.info.dtype as FloatDtype];
     // Each range's codec takes its scratch from the arena after the ΔW rows', whose views are re-made per row.
-    const codec = new RowCodec(bytes, from, this.outDtype, inF, this.what, this.wasm, o0 * inF);
+    const codec = new RowCodec(bytes, from, this.outDtype, inF, this.what, this.wasm, o0 * inF, out);
     const [w0, n] = [weights[0], bytes.length / dtypeSize(from) / inF];
     if (sparse) codec.scanForPass();
     for (let i = 0; i < n; i++) {

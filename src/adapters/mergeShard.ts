@@ -1,10 +1,13 @@
-// The rewrite shard writer of a merge (a dtype change re-serialises the shard, reading tensors through TensorReader),
+// The rewrite shard writer of a merge (a dtype change re-serialises the shard: merged linear tensors and big
+// conversions a slab of rows at a time through SlabReader, the other tensors whole through TensorReader),
 // and the per-tensor arithmetic it shares with the copy + patch (mergePatch.ts) and streamed (mergeStream.ts) writers.
 import { bytesToFloat32, dtypeSize, numel, safetensorsOrder, type Dtype, type ModelWeights } from '../safetensors';
 import { floatDtype } from './mergeCodec';
 import { MergeError } from './mergeError';
 import { TensorReader, writeShard, type ShardTensor } from './mergeFiles';
 import type { MergePlan, MergeSource, TensorPlan } from './mergePlan';
+import { LinearRows, linearRowsApply } from './mergeRows';
+import { SlabReader } from './mergeSlabs';
 import { convertBytes, encodeChecked, mergeTensorBytes, mergeTensorF32 } from './mergeTensor';
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -95,11 +98,76 @@ async function* convertPieces(ctx: ShardContext, t: TensorPlan, reader: TensorRe
   ctx.report(t);
 }
 
+// Base bytes per slab on the rewrite path (mergeSlabs.ts says why 4 MB); undefined: every tensor whole.
+let rewriteSlabBytes: number | undefined = 4 << 20;
+
+/** Sets the rewrite path's slab size (undefined: merge whole tensors), for tests; returns the previous setting. */
+export function setRewriteSlabBytes(bytes: number | undefined): number | undefined {
+  const was = rewriteSlabBytes;
+  rewriteSlabBytes = bytes;
+  return was;
+}
+
+/**
+ * A merged or converted tensor's output bytes a slab of rows at a time, read by `slabs` and merged by LinearRows
+ * (or converted) into a recycled output buffer, in place when the element size is kept. Whole tensors did not fit
+ * the memory target: a MoRA-6 merge to F32 made a fresh 46 MB output per merged tensor and held the 131 MB BF16
+ * embedding while the next one was read ahead, 4.1-4.4x the largest tensor in all (bench/RESULTS.md). Rows go in
+ * order and errors name whole-tensor flat indices, so the first bad value gives the whole-tensor error.
+ */
+async function* slabPieces(ctx: ShardContext, t: TensorPlan, slabs: SlabReader, outs: OutPool): AsyncGenerator<Uint8Array> {
+  const [from, end] = slabs.range(t);
+  const rowValues = numel(t.info.shape) / t.info.shape[0];
+  const kept = dtypeSize(t.outDtype) === dtypeSize(t.info.dtype); // done in place, the slab given back by the writer
+  const merged = isMerged(t);
+  let rows: LinearRows | undefined;
+  for (let i = from; i < end; i++) {
+    ctx.cancelled();
+    const bytes = await slabs.take(i);
+    const { o0, length } = slabs.slabs[i];
+    const out = kept ? undefined : outs.take(outBytesOf(t, length));
+    if (merged) rows ??= LinearRows.create(ctx.plan, t, ctx.sources, t.outDtype, `merged ${t.name}`)!;
+    const piece = rows ? rows.merge(bytes, o0, out) : convertBytes(bytes, t.info.dtype, t.outDtype, `converted ${t.name}`, o0 * rowValues, out)!;
+    if (!kept) slabs.release(bytes);
+    yield piece;
+  }
+  ctx.report(t);
+}
+
+/** Output bytes of `length` base bytes of whole rows of t. */
+function outBytesOf(t: TensorPlan, length: number): number {
+  const rows = length / ((t.info.dataOffsets[1] - t.info.dataOffsets[0]) / t.info.shape[0]); // integers, exact
+  return rows * (numel(t.info.shape) / t.info.shape[0]) * dtypeSize(t.outDtype);
+}
+
+/** Recycled output buffers of slabPieces: one being written, one being filled. */
+class OutPool {
+  private free: ArrayBuffer[] = [];
+  constructor(private readonly size: number) {}
+  take(n: number): Uint8Array {
+    return new Uint8Array(this.free.pop() ?? new ArrayBuffer(this.size), 0, n);
+  }
+  release(bytes: Uint8Array): void {
+    if (this.free.length < 2) this.free.push(bytes.buffer as ArrayBuffer);
+  }
+}
+
 /** A dtype change: the layout changes, so the shard is re-serialised one tensor at a time. */
 export async function rewriteShard(ctx: ShardContext): Promise<void> {
   // Only where convertBytes applies (float input, little-endian host), so the pieces name whole-tensor indices.
   const grows = (t: TensorPlan) =>
     littleEndian && !isMerged(t) && floatDtype(t.info.dtype) && floatOut(t.outDtype) && dtypeSize(t.outDtype) > dtypeSize(t.info.dtype);
+  const converted = (t: TensorPlan) => grows(t) && numel(t.info.shape) * dtypeSize(t.outDtype) > PIECE_BYTES;
+  // With slabs, every untouched conversion of more than two slabs (8 MB by default): a whole 131 MB BF16 -> F16
+  // embedding was held next to the next one, read ahead (2.4x the largest tensor, 1.3x without; bench/RESULTS.md).
+  const bigConvert = (t: TensorPlan) => littleEndian && !isMerged(t) && t.outDtype !== t.info.dtype && floatDtype(t.info.dtype) &&
+    floatOut(t.outDtype) && t.info.dataOffsets[1] - t.info.dataOffsets[0] === numel(t.info.shape) * dtypeSize(t.info.dtype) &&
+    numel(t.info.shape) * Math.max(dtypeSize(t.outDtype), dtypeSize(t.info.dtype)) > 2 * rewriteSlabBytes!;
+  // Merged linear tensors and big conversions go by the slab (an empty tensor has no slab to report it by).
+  const slabbedSet = new Set(ctx.tensors.filter((t) => rewriteSlabBytes !== undefined && t.info.shape.every((d) => d > 0) &&
+    (bigConvert(t) || linearRowsApply(ctx.plan, t, ctx.sources))));
+  const slabbed = (t: TensorPlan) => slabbedSet.has(t);
+  const inPlace = (t: TensorPlan) => dtypeSize(t.outDtype) === dtypeSize(t.info.dtype); // slabPieces yields slab buffers
   const tensors: ShardTensor[] = ctx.tensors.map((t) => ({
     name: t.name,
     dtype: t.outDtype,
@@ -111,16 +179,20 @@ export async function rewriteShard(ctx: ShardContext): Promise<void> {
       ctx.report(t);
       return bytes;
     },
-    pieces: grows(t) && numel(t.info.shape) * dtypeSize(t.outDtype) > PIECE_BYTES ? () => convertPieces(ctx, t, reader) : undefined,
-    written: (bytes) => reader.release(bytes),
+    pieces: slabbed(t) ? () => slabPieces(ctx, t, slabs, outs) : converted(t) ? () => convertPieces(ctx, t, reader) : undefined,
+    // Buffers go back to whoever lent them; convertPieces' pieces are fresh.
+    written: slabbed(t) ? (b) => (inPlace(t) ? slabs.release(b) : outs.release(b)) : converted(t) ? undefined : (b) => reader.release(b),
     big: Math.max(numel(t.info.shape) * dtypeSize(t.outDtype), t.info.dataOffsets[1] - t.info.dataOffsets[0]) > ctx.holdBytes,
   }));
-  // Read ahead in the order the shard is written.
+  // Read ahead in the order the shard is written: slabbed tensors by the slab, the others whole.
   const byName = new Map(ctx.tensors.map((t) => [t.name, t]));
-  const reader = new TensorReader(ctx.weights, safetensorsOrder(tensors).map((w) => byName.get(w.name)!), ctx.holdBytes);
+  const order = safetensorsOrder(tensors).map((w) => byName.get(w.name)!);
+  const slabs = new SlabReader(ctx.weights, order.filter(slabbed), rewriteSlabBytes);
+  const outs = new OutPool(slabs.slabs.reduce((a, s) => Math.max(a, outBytesOf(s.t, s.length)), 0));
+  const reader = new TensorReader(ctx.weights, order.filter((t) => !slabbed(t)), ctx.holdBytes);
   try {
     await writeShard(ctx.target, tensors, ctx.weights.file(ctx.shard).header.metadata);
   } finally {
-    await reader.close();
+    await Promise.all([reader.close(), slabs.close()]);
   }
 }

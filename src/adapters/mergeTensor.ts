@@ -171,9 +171,9 @@ export function mergeTensorBytes(
 
 /**
  * A dtype change of an untouched tensor (or of a piece of one starting at flat index `first`): decode and round in
- * blocks, through the WASM kernels where available, in place when the element size is kept.
+ * blocks, through the WASM kernels where available, in place when the element size is kept, else into `out` if given.
  */
-export function convertBytes(raw: Uint8Array, from: Dtype, to: Dtype, what: string, first = 0): Uint8Array | undefined {
+export function convertBytes(raw: Uint8Array, from: Dtype, to: Dtype, what: string, first = 0, out?: Uint8Array): Uint8Array | undefined {
   if (!littleEndian || !floatDtype(from) || !floatDtype(to)) return undefined;
   const n = raw.length / dtypeSize(from);
   if (!Number.isInteger(n)) return undefined;
@@ -181,7 +181,7 @@ export function convertBytes(raw: Uint8Array, from: Dtype, to: Dtype, what: stri
   const block = 1 << 14;
   const wasm = mergeWasm();
   wasm?.arena.reset(); // the previous tensor's arena views are no longer used
-  const codec = new RowCodec(raw, from, to, Math.min(n, block), what, wasm, first);
+  const codec = new RowCodec(raw, from, to, Math.min(n, block), what, wasm, first, out);
   for (let s = 0; s < n; s += block) codec.finish(undefined, 0, s, Math.min(block, n - s));
   return codec.out;
 }
