@@ -12,6 +12,16 @@ import { WasmLoraRows, WasmMora6Rows } from './mergeWasmRows';
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+// The LinearRows whose ΔW row state is in the merge arena now. A slab-wise merge keeps that state across awaits, and
+// another merge in the same process (the extension does not serialise them) may empty the arena in between.
+let arenaOwner: LinearRows | undefined;
+
+/** Empties the merge arena for a new tensor's scratch; a LinearRows that had it rebuilds its rows on its next merge(). */
+export function resetMergeArena(wasm: MergeWasm | undefined): void {
+  wasm?.arena.reset();
+  arenaOwner = undefined;
+}
+
 /**
  * Whether mergeTensorBytes takes LinearRows for t, known before its bytes are read: a linear, non-DoRA merge of a
  * float 2-D tensor of the expected size whose every contribution has row kernels.
@@ -27,8 +37,8 @@ export function linearRowsApply(plan: MergePlan, t: TensorPlan, sources: MergeSo
 /**
  * A linear merge through the row kernels, a range of rows at a time. Rows are independent, so merging rows
  * [o0, o1) in order gives exactly those rows of the whole-tensor result and, at the first bad row, the same error
- * (codecs name whole-tensor flat indices). The ΔW row state lives from create() to the last merge(); the WASM
- * arena is emptied by create() and must not be reset by anyone else until then.
+ * (codecs name whole-tensor flat indices). The ΔW row state lives from create() to the last merge(), in the WASM
+ * arena where available; a merge() after someone else emptied it (resetMergeArena) makes the same rows again.
  */
 export class LinearRows {
   private readonly acc: Float32Array;
@@ -36,7 +46,8 @@ export class LinearRows {
   private readonly plusZero: boolean; // the sign of 0·w0, the value of ΔW's zeros after weighting
 
   private constructor(
-    private readonly rows: DeltaRows[],
+    private rows: DeltaRows[],
+    private readonly sources: MergeSource[],
     private readonly weights: number[],
     private readonly t: TensorPlan,
     private readonly outDtype: FloatDtype,
@@ -52,10 +63,12 @@ export class LinearRows {
     const ok = littleEndian && !plan.dora && plan.method !== 'ties' && floatDtype(t.info.dtype) && t.info.shape.length === 2;
     if (!ok || !floatDtype(outDtype)) return undefined;
     const wasm = mergeWasm();
-    wasm?.arena.reset(); // the previous tensor's views are no longer used
+    resetMergeArena(wasm); // the previous tensor's views are no longer used
     const rows = kernelRows(t, sources, wasm);
     if (!rows) return undefined;
-    return new LinearRows(rows, t.contributions.map((c) => sources[c.source].weight), t, outDtype, what, wasm);
+    const merge = new LinearRows(rows, sources, t.contributions.map((c) => sources[c.source].weight), t, outDtype, what, wasm);
+    arenaOwner = merge;
+    return merge;
   }
 
   /**
@@ -63,6 +76,12 @@ export class LinearRows {
    * kept, else into `out` (exactly the rows' output bytes) or a fresh buffer.
    */
   merge(bytes: Uint8Array, o0: number, out?: Uint8Array): Uint8Array {
+    if (this.wasm && arenaOwner !== this) {
+      // The arena was emptied since the last range (another tensor or merge): the same rows, made again.
+      resetMergeArena(this.wasm);
+      this.rows = kernelRows(this.t, this.sources, this.wasm)!;
+      arenaOwner = this;
+    }
     const { rows, weights, acc, sparse, plusZero } = this;
     const [inF, from] = [this.t.info.shape[1], this.t.info.dtype as FloatDtype];
     // Each range's codec takes its scratch from the arena after the ΔW rows', whose views are re-made per row.

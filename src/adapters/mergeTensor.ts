@@ -5,7 +5,7 @@ import { deltaWeight, mergeWeight } from './deltaWeight';
 import { MergeError } from './mergeError';
 import { floatDtype, RowCodec } from './mergeCodec';
 import { asMergeError, type MergePlan, type MergeSource, type TensorPlan } from './mergePlan';
-import { kernelRows, LinearRows } from './mergeRows';
+import { kernelRows, LinearRows, resetMergeArena } from './mergeRows';
 import { tiesCombine } from './ties';
 import { mergeTiesRows } from './tiesRows';
 import { mergeWasm } from './mergeWasm';
@@ -159,7 +159,7 @@ export function mergeTensorBytes(
   // WASM kernels where SIMD is available: this tensor's scratch comes from the arena, emptied here (the previous
   // tensor's views are no longer used), and every region is allocated before the first row is formed.
   const wasm = mergeWasm();
-  wasm?.arena.reset();
+  resetMergeArena(wasm);
   const rows = kernelRows(t, sources, wasm);
   if (!rows) return undefined;
   const weights = t.contributions.map((c) => sources[c.source].weight);
@@ -180,7 +180,7 @@ export function convertBytes(raw: Uint8Array, from: Dtype, to: Dtype, what: stri
   // 16K-value blocks: with WASM, a block's input and output copies stay in L2 around the kernel.
   const block = 1 << 14;
   const wasm = mergeWasm();
-  wasm?.arena.reset(); // the previous tensor's arena views are no longer used
+  resetMergeArena(wasm); // the previous tensor's arena views are no longer used
   const codec = new RowCodec(raw, from, to, Math.min(n, block), what, wasm, first, out);
   for (let s = 0; s < n; s += block) codec.finish(undefined, 0, s, Math.min(block, n - s));
   return codec.out;

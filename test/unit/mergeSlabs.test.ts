@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LinearRows, linearRowsApply } from '../../src/adapters/mergeRows';
-import { mergeTensorBytes } from '../../src/adapters/mergeTensor';
+import { convertBytes, mergeTensorBytes } from '../../src/adapters/mergeTensor';
 import { planMerge, type BaseView, type MergeSource } from '../../src/adapters/mergePlan';
 import { setMergeWasm } from '../../src/adapters/mergeWasm';
 import { float32ToBytes } from '../../src/safetensors';
@@ -71,5 +71,37 @@ test('LinearRows over row ranges equals mergeTensorBytes: LoRA, MoRA 1/6, weight
     } finally {
       setMergeWasm(was);
     }
+  }
+});
+
+test('slab-wise LinearRows interleaved with another tensor, merge or conversion (two merges at once): the same bytes', () => {
+  const rng = new Rng(78);
+  const [outF, inF] = [37, 40];
+  const name = 'model.layers.0.mlp.proj.weight';
+  const view: BaseView = {
+    shards: ['s'], names: () => [name], shardOf: () => 's',
+    info: () => ({ dtype: 'BF16', shape: [outF, inF], dataOffsets: [0, outF * inF * 2] }),
+  };
+  const was = setMergeWasm(true);
+  try {
+    // Two merges, each a slab of 5 rows at a time, taking turns; a conversion (which empties the arena) between them.
+    const jobs = (['lora', 'mora6'] as const).map((k) => {
+      const sources = [projSource(rng, k, 1, outF, inF)];
+      const plan = planMerge(view, sources, { method: 'linear', density: 1 });
+      const base = float32ToBytes(rng.normalArray(outF * inF), 'BF16');
+      const want = Buffer.from(mergeTensorBytes(plan, plan.tensors[0], sources, base.slice(), 'F32', k)!).toString('hex');
+      return { base, want, parts: [] as string[], merge: LinearRows.create(plan, plan.tensors[0], sources, 'F32', k)! };
+    });
+    const other = float32ToBytes(rng.normalArray(3000), 'F32');
+    for (let o0 = 0; o0 < outF; o0 += 5) {
+      for (const j of jobs) {
+        const part = j.base.slice(o0 * inF * 2, Math.min(outF, o0 + 5) * inF * 2);
+        j.parts.push(Buffer.from(j.merge.merge(part, o0)).toString('hex'));
+        convertBytes(other, 'F32', 'BF16', 'other');
+      }
+    }
+    for (const j of jobs) assert.equal(j.parts.join(''), j.want);
+  } finally {
+    setMergeWasm(was);
   }
 });
