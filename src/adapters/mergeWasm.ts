@@ -8,7 +8,7 @@
 // Each lane does exactly the scalar JS arithmetic (IEEE add/mul round to nearest even, no FMA, no flush to zero), so
 // results are bit-identical to mergeCodec.ts / mergeKernels.ts; test/unit/mergeWasm.test.ts checks that.
 // Data must live in the arena's linear memory: callers copy rows in and out (memcpy is cheap next to the arithmetic).
-import { assembleModule, code, instantiate, op, WasmArena, wasmSimdSupported, type Code } from '../util/wasm';
+import { assembleModule, code, instantiate, op, WasmArena, wasmSimdSupported, type Code, type WasmFunction } from '../util/wasm';
 
 export interface MergeKernels {
   /** acc: f32 [n8], io: bf16 [n8] in, rounded bf16 out in place; n8 a multiple of 8. -1, or the first bad group's start. */
@@ -151,6 +151,7 @@ function mora6Band(): Code {
 export class MergeWasm {
   readonly arena = new WasmArena();
   readonly k: MergeKernels;
+  private readonly modules = new Map<string, unknown>(); // module(): further kernels on this arena, by name
 
   constructor() {
     const v = 'v128' as const;
@@ -170,6 +171,19 @@ export class MergeWasm {
       ]),
       this.arena.memory,
     );
+  }
+
+  /**
+   * The exports of another kernel module that works on this arena's memory (TIES, dtype conversion), assembled from
+   * `fns()` and instantiated on first use, then kept for the life of this MergeWasm.
+   */
+  module<K>(name: string, fns: () => WasmFunction[]): K {
+    let k = this.modules.get(name) as K | undefined;
+    if (!k) {
+      k = instantiate<K>(assembleModule(fns()), this.arena.memory);
+      this.modules.set(name, k);
+    }
+    return k;
   }
 
   get buffer(): ArrayBuffer {

@@ -10,7 +10,7 @@
 // anything of it is stored; RowCodec's JS loop then does the rest of the row and names the element, so errors and
 // bytes are those of the JS path (test/unit/mergeConvert.test.ts compares both bit for bit).
 import { dtypeSize } from '../safetensors';
-import { assembleModule, code, instantiate, op, type Code, type WasmFunction } from '../util/wasm';
+import { code, op, type Code, type WasmFunction } from '../util/wasm';
 import type { MergeWasm } from './mergeWasm';
 
 export type ConvDtype = 'BF16' | 'F16' | 'F32';
@@ -99,26 +99,18 @@ function convKernel(from: ConvDtype, to: ConvDtype, withAcc: boolean): { body: C
 const kernelName = (from: ConvDtype, to: ConvDtype, withAcc: boolean) => `${from}_${to}${withAcc ? '_acc' : ''}`;
 
 // One module per MergeWasm, sharing its arena's memory (the kernels read and write arena regions only).
-const modules = new WeakMap<MergeWasm, Record<string, ConvKernel>>();
-
 function kernels(w: MergeWasm): Record<string, ConvKernel> {
-  let k = modules.get(w);
-  if (!k) {
-    const v = 'v128' as const;
-    const fns: WasmFunction[] = convDtypes.flatMap((from) => convDtypes.filter((to) => to !== from).flatMap((to) => [false, true].map((withAcc) => {
+  return w.module<Record<string, ConvKernel>>('convert', () =>
+    convDtypes.flatMap((from) => convDtypes.filter((to) => to !== from).flatMap((to) => [false, true].map((withAcc) => {
       const { body, constants } = convKernel(from, to, withAcc);
       return {
         name: kernelName(from, to, withAcc),
         params: ['i32', 'i32', 'i32', 'i32'],
         results: ['i32'],
-        locals: ['i32', ...Array<'v128'>(5 + constants).fill(v)],
+        locals: ['i32', ...Array<'v128'>(5 + constants).fill('v128')],
         body,
       } satisfies WasmFunction;
-    })));
-    k = instantiate<Record<string, ConvKernel>>(assembleModule(fns), w.arena.memory);
-    modules.set(w, k);
-  }
-  return k;
+    }))));
 }
 
 /**

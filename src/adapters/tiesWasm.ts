@@ -7,7 +7,7 @@
 // max(1, #agreeing), rounded to float32. A disagreeing term adds +0, which leaves a sum that started at +0 unchanged
 // (it is never −0), so this is tiesRow's result bit for bit, non-finite values included, with no fallback.
 // MORA_KERNELS=js / setMergeWasm(false) switch these off with the rest of the merge's kernels (mergeWasm()).
-import { assembleModule, code, instantiate, op, type Code } from '../util/wasm';
+import { code, op, type Code } from '../util/wasm';
 import type { MergeWasm } from './mergeWasm';
 
 interface TiesKernels {
@@ -107,34 +107,24 @@ function tiesK(K: number): Code {
   );
 }
 
-const kernelsOf = new WeakMap<MergeWasm, TiesKernels>();
-
 function kernels(w: MergeWasm): TiesKernels {
-  let k = kernelsOf.get(w);
-  if (!k) {
-    const v = 'v128' as const;
-    const i32 = 'i32' as const;
-    const combine = (K: number) => ({
-      name: `ties${K}`,
-      params: [...Array<'i32'>(K + 2).fill(i32), ...Array<'f64'>(K).fill('f64')],
-      results: [],
-      locals: [i32, i32, ...Array<'v128'>(6 + 3 * K).fill(v)],
-      body: tiesK(K),
-    });
-    k = instantiate<TiesKernels>(
-      assembleModule([
-        { name: 'tiesHist', params: [i32, i32, i32], results: [], locals: [i32, i32], body: hist() },
-        { name: 'tiesHistLo', params: [i32, i32, i32, i32], results: [], locals: [i32, i32, i32], body: histLo() },
-        { name: 'tiesTrim', params: [i32, i32, i32], results: [], locals: [i32, v, v, v], body: trim() },
-        combine(1),
-        combine(2),
-        combine(3),
-      ]),
-      w.arena.memory,
-    );
-    kernelsOf.set(w, k);
-  }
-  return k;
+  const v = 'v128' as const;
+  const i32 = 'i32' as const;
+  const combine = (K: number) => ({
+    name: `ties${K}`,
+    params: [...Array<'i32'>(K + 2).fill(i32), ...Array<'f64'>(K).fill('f64')],
+    results: [],
+    locals: [i32, i32, ...Array<'v128'>(6 + 3 * K).fill(v)],
+    body: tiesK(K),
+  });
+  return w.module<TiesKernels>('ties', () => [
+    { name: 'tiesHist', params: [i32, i32, i32], results: [], locals: [i32, i32], body: hist() },
+    { name: 'tiesHistLo', params: [i32, i32, i32, i32], results: [], locals: [i32, i32, i32], body: histLo() },
+    { name: 'tiesTrim', params: [i32, i32, i32], results: [], locals: [i32, v, v, v], body: trim() },
+    combine(1),
+    combine(2),
+    combine(3),
+  ]);
 }
 
 // Chunk of values copied through the arena for the histogram and trim passes: 64 KB stays in L2 around the kernel.
