@@ -19,7 +19,7 @@ import { MergeError } from './mergeError';
 import { TensorReader, writeAt } from './mergeFiles';
 import type { TensorPlan } from './mergePlan';
 import { SlabReader } from './mergeSlabs';
-import { isMerged, outputBytes, type ShardContext } from './mergeShard';
+import { checkSlot, isMerged, outputBytes, type ShardContext } from './mergeShard';
 import { LinearRows, linearRowsApply } from './mergeRows';
 
 // Shard copies in flight at once. Two finished a 3-shard 1 GB merge ~10% (LoRA q,v) and ~15% (MoRA-6) sooner than
@@ -95,11 +95,8 @@ export class PatchPipeline {
         continue;
       }
       const bytes = await outputBytes(ctx, t, this.reader);
-      const [start, end] = t.info.dataOffsets;
-      if (bytes.length !== end - start) {
-        throw new MergeError('ShapeMismatch', `${t.name}: merged tensor has ${bytes.length} bytes, the base slot ${end - start}`);
-      }
-      const at = ctx.weights.file(ctx.shard).header.dataStart + start;
+      checkSlot(t, bytes);
+      const at = ctx.weights.file(ctx.shard).header.dataStart + t.info.dataOffsets[0];
       await this.put(shard, { at, bytes, done: () => (this.reader.release(bytes), ctx.report(t)) });
     }
     // Untouched tensors are reported, and held ones written, once the copy ends.

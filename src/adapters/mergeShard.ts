@@ -39,6 +39,12 @@ export async function outputBytes(ctx: ShardContext, t: TensorPlan, reader: Tens
   return out;
 }
 
+/** A dtype-keeping writer overwrites the base tensor's byte range in place, so the merged bytes must fill it exactly. */
+export function checkSlot(t: TensorPlan, bytes: Uint8Array): void {
+  const slot = t.info.dataOffsets[1] - t.info.dataOffsets[0];
+  if (bytes.length !== slot) throw new MergeError('ShapeMismatch', `${t.name}: merged tensor has ${bytes.length} bytes, the base slot ${slot}`);
+}
+
 export function computeBytes(ctx: ShardContext, t: TensorPlan, raw: Uint8Array): Uint8Array {
   if (!isMerged(t) && t.outDtype === t.info.dtype) return raw;
   if (!floatOut(t.outDtype)) throw new MergeError('UnsupportedDtype', `cannot write ${t.name} as ${t.outDtype}`);

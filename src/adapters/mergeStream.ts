@@ -11,9 +11,8 @@
 // page-cache copies proceed while the kernels run.
 import { promises as fs } from 'node:fs';
 import { readFully } from '../safetensors';
-import { MergeError } from './mergeError';
 import type { TensorPlan } from './mergePlan';
-import { computeBytes, isMerged, type ShardContext } from './mergeShard';
+import { checkSlot, computeBytes, isMerged, type ShardContext } from './mergeShard';
 import { SerialWriter } from './mergeWriter';
 
 /** Read/write size for untouched bytes: large enough that syscalls cost nothing, small enough to pipeline. */
@@ -238,9 +237,7 @@ export async function streamShard(ctx: ShardContext, state: StreamState): Promis
       ctx.cancelled();
       const raw = await Promise.race([s.data, failed]);
       const bytes = computeBytes(ctx, s.tensor!, raw);
-      if (bytes.length !== raw.length) {
-        throw new MergeError('ShapeMismatch', `${s.tensor!.name}: merged tensor has ${bytes.length} bytes, the base slot ${raw.length}`);
-      }
+      checkSlot(s.tensor!, bytes);
       if (bytes.buffer !== raw.buffer) pool.give(raw);
       // Queued behind the untouched chunks' writes; it proceeds on the thread pool while the next tensor is computed.
       const op = out
