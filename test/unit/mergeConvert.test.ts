@@ -8,9 +8,8 @@ import * as path from 'node:path';
 import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { RowCodec } from '../../src/adapters/mergeCodec';
 import { WasmConvRows, type ConvDtype } from '../../src/adapters/mergeWasmConvert';
-import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { hashDir, loraModule, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, withWasm, writeBase, writeTestAdapter } from './mergeTestUtil';
+import { hashDir, loraModule, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaBase, tinyLlamaModules, withWasm, writeBase, writeTestAdapter } from './mergeTestUtil';
 
 const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
 const wasm = requireMergeWasm();
@@ -125,7 +124,7 @@ test('whole merges with --dtype f16/bf16/f32 give byte-identical folders with th
   const rng = new Rng(37);
   for (const dtype of ['BF16', 'F16', 'F32'] as const) {
     const base = path.join(root, `base-${dtype}`);
-    await makeTinyModel(base, { arch: 'llama', hidden: 48, intermediate: 136, layers: 2, heads: 4, kvHeads: 2, vocab: 300, seed: 5, dtype });
+    await tinyLlamaBase(base, { layers: 2, seed: 5, dtype });
     const lora = await writeTestAdapter(path.join(root, `lora-${dtype}`), { r: 5, lora_alpha: 7, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'lora', [0, 1], 5));
     const mora = await writeTestAdapter(path.join(root, `mora-${dtype}`), { r: 4, use_mora: true, mora_type: 6, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'mora6', [0], 0));
     for (const out of ['f16', 'bf16', 'f32'] as const) {

@@ -7,9 +7,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { mergeAdapters } from '../../src/adapters/merge';
 import { MergeError } from '../../src/adapters/mergeError';
-import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { exists, hashDir, tempDir, tempLeftovers, TINY_LLAMA_TARGETS, tinyLlamaModules, writeTestAdapter } from './mergeTestUtil';
+import { exists, hashDir, tempDir, tempLeftovers, TINY_LLAMA_TARGETS, tinyLlamaBase, tinyLlamaModules, writeTestAdapter } from './mergeTestUtil';
 
 const kindOf = (kind: string) => (e: unknown) => e instanceof MergeError && e.kind === kind;
 
@@ -17,7 +16,7 @@ async function shardedF16(root: string): Promise<{ base: string; shards: string[
   const base = path.join(root, 'base');
   // ~12 KB shards: every layer spreads over several shards, so copies of later shards are queued or running while
   // earlier shards' tensors are computed.
-  await makeTinyModel(base, { arch: 'llama', hidden: 48, intermediate: 136, layers: 3, heads: 4, kvHeads: 2, vocab: 300, seed: 3, dtype: 'F16', maxShardBytes: 12_000 });
+  await tinyLlamaBase(base, { layers: 3, seed: 3, dtype: 'F16', maxShardBytes: 12_000 });
   const shards = (await fs.readdir(base)).filter((n) => n.endsWith('.safetensors'));
   return { base, shards };
 }

@@ -6,9 +6,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { setRewriteSlabBytes } from '../../src/adapters/mergeShard';
-import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { exists, hashDir, loraModule, tempDir, tempLeftovers, TINY_LLAMA_TARGETS, tinyLlamaModules, writeBase, writeTestAdapter } from './mergeTestUtil';
+import { exists, hashDir, loraModule, tempDir, tempLeftovers, TINY_LLAMA_TARGETS, tinyLlamaBase, tinyLlamaModules, writeBase, writeTestAdapter } from './mergeTestUtil';
 
 /** Runs `fn` with the rewrite path's slab size set (undefined: whole tensors), restoring it afterwards. */
 async function withSlabs<T>(bytes: number | undefined, fn: () => Promise<T>): Promise<T> {
@@ -28,7 +27,7 @@ test('rewrite-path merges in many slabs equal whole tensors: BF16 -> F32/F16, Lo
   const rng = new Rng(91);
   // The embedding, lm_head and MLP weights are more than two slabs, so they are converted by the slab too.
   const base = path.join(root, 'base');
-  await makeTinyModel(base, { arch: 'llama', hidden: 48, intermediate: 136, layers: 2, heads: 4, kvHeads: 2, vocab: 300, seed: 3, dtype: 'BF16' });
+  await tinyLlamaBase(base, { layers: 2, seed: 3, dtype: 'BF16' });
   const lora = await writeTestAdapter(path.join(root, 'lora'), { r: 5, lora_alpha: 7, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'lora', [0, 1], 5));
   const mora = await writeTestAdapter(path.join(root, 'mora'), { r: 4, use_mora: true, mora_type: 6, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'mora6', [0, 1], 0));
   for (const dtype of ['f32', 'f16'] as const) {

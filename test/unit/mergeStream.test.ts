@@ -9,9 +9,8 @@ import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { MergeError } from '../../src/adapters/mergeError';
 import { BufferPool, setStreamChunk } from '../../src/adapters/mergeStream';
 import { SerialWriter } from '../../src/adapters/mergeWriter';
-import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { exists, hashDir, loraModule, tempDir, tempLeftovers, TINY_LLAMA_TARGETS, tinyLlamaModules, writeBase, writeTestAdapter } from './mergeTestUtil';
+import { exists, hashDir, linearAndTiesCases, loraModule, tempDir, tempLeftovers, TINY_LLAMA_TARGETS, tinyLlamaBase, tinyLlamaModules, writeBase, writeTestAdapter } from './mergeTestUtil';
 
 async function withChunk<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
   const was = setStreamChunk(bytes);
@@ -28,19 +27,13 @@ test('streamed and copy + patch shards are byte-identical (sharded BF16/F16/F32,
   for (const dtype of ['BF16', 'F16', 'F32'] as const) {
     const base = path.join(root, `base-${dtype}`);
     // ~25 KB shards: each holds merged and untouched tensors, and the embedding fills a shard of its own.
-    await makeTinyModel(base, { arch: 'llama', hidden: 48, intermediate: 136, layers: 3, heads: 4, kvHeads: 2, vocab: 300, seed: 7, dtype, maxShardBytes: 25_000 * (dtype === 'F32' ? 2 : 1) });
+    await tinyLlamaBase(base, { layers: 3, seed: 7, dtype, maxShardBytes: 25_000 * (dtype === 'F32' ? 2 : 1) });
     const shards = (await fs.readdir(base)).filter((n) => n.endsWith('.safetensors'));
     assert.ok(shards.length >= 4, `${dtype}: ${shards.length} shards`);
     // LoRA on layer 1 only: some shards have nothing merged, others a little.
     const lora = await writeTestAdapter(path.join(root, `lora-${dtype}`), { r: 3, lora_alpha: 5, target_modules: TINY_LLAMA_TARGETS, layers_to_transform: [1] }, tinyLlamaModules(rng, 'lora', [1], 3));
     const mora = await writeTestAdapter(path.join(root, `mora-${dtype}`), { r: 4, use_mora: true, mora_type: 6, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'mora6', [0, 1, 2], 0));
-    const cases: Omit<MergeOptions, 'out' | 'base'>[] = [
-      { adapters: [{ dir: lora }] },
-      { adapters: [{ dir: mora }] },
-      { adapters: [{ dir: mora, weight: -0.5 }] },
-      { adapters: [{ dir: lora, weight: 0.7 }, { dir: mora, weight: 1.3 }] },
-      { adapters: [{ dir: mora }, { dir: lora }], method: 'ties', density: 0.5 },
-    ];
+    const cases = linearAndTiesCases(lora, mora);
     for (const [i, c] of cases.entries()) {
       const hashes: Map<string, string>[] = [];
       // 4 KB chunks cut untouched runs into many reads and writes and make the reader wait for room.

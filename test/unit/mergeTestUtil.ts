@@ -6,7 +6,9 @@ import * as path from 'node:path';
 import { float32ToBytes, ModelWeights, writeSafetensors, type Dtype } from '../../src/safetensors';
 import { defaultAdapterConfig, moraRank, writeAdapter, type AdapterConfig, type AdapterModule } from '../../src/adapters';
 import { mergeWasm, setMergeWasm, type MergeWasm } from '../../src/adapters/mergeWasm';
+import type { MergeOptions } from '../../src/adapters/merge';
 import type { MergeSource } from '../../src/adapters/mergePlan';
+import { makeTinyModel, type TinyModelOptions } from '../../src/model/tinyModel';
 import type { Rng } from '../../src/util/rng';
 
 export async function tempDir(prefix = 'mora-merge-'): Promise<string> {
@@ -147,3 +149,18 @@ export function projSource(rng: Rng, kind: 'lora' | 'mora1' | 'mora6', weight: n
   }
   return { adapter: { dir: kind, config: cfg, modules: new Map([[module.path, module]]), saved: new Map() }, weight };
 }
+
+/** The whole-merge tests' tiny random LLaMA base (hidden 48, intermediate 136, 4 heads, 2 KV heads, vocab 300). */
+export async function tinyLlamaBase(dir: string, opts: Pick<TinyModelOptions, 'layers' | 'seed' | 'dtype'> & Partial<TinyModelOptions>): Promise<string> {
+  await makeTinyModel(dir, { arch: 'llama', hidden: 48, intermediate: 136, heads: 4, kvHeads: 2, vocab: 300, ...opts });
+  return dir;
+}
+
+/** The linear and TIES merges each whole-merge identity test runs: LoRA, MoRA-6, weight −0.5, a weighted sum, TIES. */
+export const linearAndTiesCases = (lora: string, mora: string): Omit<MergeOptions, 'out' | 'base'>[] => [
+  { adapters: [{ dir: lora }] },
+  { adapters: [{ dir: mora }] },
+  { adapters: [{ dir: mora, weight: -0.5 }] },
+  { adapters: [{ dir: lora, weight: 0.7 }, { dir: mora, weight: 1.3 }] },
+  { adapters: [{ dir: mora }, { dir: lora }], method: 'ties', density: 0.5 },
+];

@@ -8,9 +8,8 @@ import { mergeAdapters, type MergeOptions } from '../../src/adapters/merge';
 import { RowCodec } from '../../src/adapters/mergeCodec';
 import { LoraRows, Mora6Rows } from '../../src/adapters/mergeKernels';
 import { scanSpecials, WasmLoraRows, WasmMora6Rows } from '../../src/adapters/mergeWasmRows';
-import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { hashDir, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, withWasm, writeTestAdapter } from './mergeTestUtil';
+import { hashDir, linearAndTiesCases, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaBase, tinyLlamaModules, withWasm, writeTestAdapter } from './mergeTestUtil';
 
 const f32 = (bits: number) => new Float32Array(new Uint32Array([bits]).buffer)[0];
 const wasm = requireMergeWasm();
@@ -149,17 +148,10 @@ test('whole merges give byte-identical folders with the WASM kernels on and off 
   const rng = new Rng(23);
   for (const dtype of ['BF16', 'F16', 'F32'] as const) {
     const base = path.join(root, `base-${dtype}`);
-    await makeTinyModel(base, { arch: 'llama', hidden: 48, intermediate: 136, layers: 2, heads: 4, kvHeads: 2, vocab: 300, seed: 3, dtype });
+    await tinyLlamaBase(base, { layers: 2, seed: 3, dtype });
     const lora = await writeTestAdapter(path.join(root, `lora-${dtype}`), { r: 5, lora_alpha: 7, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'lora', [0, 1], 5));
     const mora = await writeTestAdapter(path.join(root, `mora-${dtype}`), { r: 4, use_mora: true, mora_type: 6, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'mora6', [0, 1], 0));
-    const cases: Omit<MergeOptions, 'out' | 'base'>[] = [
-      { adapters: [{ dir: lora }] },
-      { adapters: [{ dir: mora }] },
-      { adapters: [{ dir: mora, weight: -0.5 }] },
-      { adapters: [{ dir: lora, weight: 0.7 }, { dir: mora, weight: 1.3 }] },
-      { adapters: [{ dir: mora }, { dir: lora }], method: 'ties', density: 0.5 },
-      { adapters: [{ dir: mora }], dtype: 'bf16' },
-    ];
+    const cases: Omit<MergeOptions, 'out' | 'base'>[] = [...linearAndTiesCases(lora, mora), { adapters: [{ dir: mora }], dtype: 'bf16' }];
     for (const [i, c] of cases.entries()) {
       const outs = [];
       for (const on of [true, false]) {

@@ -15,9 +15,8 @@ import { mergeWasm, setMergeWasm } from '../../src/adapters/mergeWasm';
 import { magnitudePrune, tiesCombine } from '../../src/adapters/ties';
 import { mergeTiesRows, tiesTask, trimRange, trimTask } from '../../src/adapters/tiesRows';
 import { TiesWasm } from '../../src/adapters/tiesWasm';
-import { makeTinyModel } from '../../src/model/tinyModel';
 import { Rng } from '../../src/util/rng';
-import { hashDir, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaModules, withWasm, writeTestAdapter } from './mergeTestUtil';
+import { hashDir, requireMergeWasm, tempDir, TINY_LLAMA_TARGETS, tinyLlamaBase, tinyLlamaModules, withWasm, writeTestAdapter } from './mergeTestUtil';
 
 const wasm = requireMergeWasm();
 
@@ -200,7 +199,7 @@ test('whole TIES merges are byte-identical with the kernels on and off (1-3 adap
   const rng = new Rng(31);
   for (const dtype of ['BF16', 'F32'] as const) {
     const base = path.join(root, `base-${dtype}`);
-    await makeTinyModel(base, { arch: 'llama', hidden: 48, intermediate: 136, layers: 2, heads: 4, kvHeads: 2, vocab: 300, seed: 4, dtype });
+    await tinyLlamaBase(base, { layers: 2, seed: 4, dtype });
     const lora = await writeTestAdapter(path.join(root, `lora-${dtype}`), { r: 5, lora_alpha: 7, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'lora', [0, 1], 5));
     const lora2 = await writeTestAdapter(path.join(root, `lora2-${dtype}`), { r: 3, lora_alpha: 3, target_modules: ['q_proj', 'down_proj'] }, tinyLlamaModules(rng, 'lora', [1], 3).filter((m) => /q_proj|down_proj/.test(m.path)));
     const mora = await writeTestAdapter(path.join(root, `mora-${dtype}`), { r: 4, use_mora: true, mora_type: 6, target_modules: TINY_LLAMA_TARGETS }, tinyLlamaModules(rng, 'mora6', [0, 1], 0));
