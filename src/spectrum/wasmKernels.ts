@@ -15,6 +15,15 @@ const bump = (l: number, delta: Code | number): Code => code(get(l), typeof delt
 const zero128: Code = op.v128Const(new Uint8Array(16));
 const ld = (ptr: number, off = 0): Code => code(get(ptr), op.v128Load(off, 3));
 const ldf = (ptr: number, off = 0): Code => code(get(ptr), op.f64Load(off, 3));
+// &A[r + i, c0] for the row kernels (params 0 a, 1 lda8, 4 c0; `r` is the row local): stored in local `dst`.
+const rowPtr = (r: number, i: number, dst: number): Code =>
+  code(get(0), get(r), c32(i), op.i32Add, get(1), op.i32Mul, op.i32Add, get(4), c32(3), op.i32Shl, op.i32Add, set(dst));
+// Rows [r0, r1) (params 2 and 3) four at a time, then one at a time, with `r` as the row local.
+const byFours = (r: number, rowGroup: (g: number) => Code): Code => code(
+  get(2), set(r),
+  whileDo(code(get(r), c32(3), op.i32Add, get(3), op.i32LtS), rowGroup(4)),
+  whileDo(code(get(r), get(3), op.i32LtS), rowGroup(1)),
+);
 
 /**
  * gemm(c, ldc8, nrb, ncb, k, pa, pb, lower): C −= Ā·B̄ on full 4×4 blocks only (nrb row blocks, ncb column blocks;
@@ -82,7 +91,7 @@ function atvFn(): WasmFunction {
     return code(
       ...Array.from({ length: g }, (_, i) => code(
         get(6), get(8), c32(i), op.i32Add, c32(3), op.i32Shl, op.i32Add, op.v128Load64Splat(0, 3), set(15 + i),
-        get(0), get(8), c32(i), op.i32Add, get(1), op.i32Mul, op.i32Add, get(4), c32(3), op.i32Shl, op.i32Add, set(9 + i),
+        rowPtr(8, i, 9 + i),
       )),
       get(7), get(4), c32(3), op.i32Shl, op.i32Add, set(13),
       get(13), get(5), get(4), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(14),
@@ -96,9 +105,7 @@ function atvFn(): WasmFunction {
   };
   const body = code(
     get(5), get(4), op.i32Sub, c32(1), op.i32And, set(20),
-    get(2), set(8),
-    whileDo(code(get(8), c32(3), op.i32Add, get(3), op.i32LtS), rowGroup(4)),
-    whileDo(code(get(8), get(3), op.i32LtS), rowGroup(1)),
+    byFours(8, rowGroup),
   );
   return { name: 'atv', params: Array(8).fill('i32'), results: [], locals: [...Array(7).fill('i32'), ...Array(5).fill('v128'), 'i32'], body };
 }
@@ -122,7 +129,7 @@ function avFn(): WasmFunction {
     return code(
       ...Array.from({ length: g }, (_, i) => code(
         zero128, set(16 + i),
-        get(0), get(9), c32(i), op.i32Add, get(1), op.i32Mul, op.i32Add, get(4), c32(3), op.i32Shl, op.i32Add, set(10 + i),
+        rowPtr(9, i, 10 + i),
       )),
       get(6), get(4), c32(3), op.i32Shl, op.i32Add, set(14),
       get(14), get(5), get(4), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(15),
@@ -137,9 +144,7 @@ function avFn(): WasmFunction {
   };
   const body = code(
     get(5), get(4), op.i32Sub, c32(1), op.i32And, set(21),
-    get(2), set(9),
-    whileDo(code(get(9), c32(3), op.i32Add, get(3), op.i32LtS), rowGroup(4)),
-    whileDo(code(get(9), get(3), op.i32LtS), rowGroup(1)),
+    byFours(9, rowGroup),
   );
   return { name: 'av', params: Array(9).fill('i32'), results: [], locals: [...Array(7).fill('i32'), ...Array(5).fill('v128'), 'i32', 'f64'], body };
 }
