@@ -77,33 +77,6 @@ function convertChunked(raw: Uint8Array, from: Dtype, to: 'F32' | 'F16' | 'BF16'
   return out;
 }
 
-// Untouched tensors that grow (BF16/F16 -> F32) by more than this are converted and written in pieces of this size.
-const PIECE_BYTES = 8 << 20;
-
-/**
- * An untouched tensor's converted bytes, PIECE_BYTES at a time: a 131 MB BF16 embedding needs 262 MB as F32, which
- * must not exist whole next to the base bytes (peak memory ≤ 3× the largest tensor). Errors name whole-tensor indices.
- */
-async function* convertPieces(ctx: ShardContext, t: TensorPlan, reader: TensorReader): AsyncGenerator<Uint8Array> {
-  const from = t.info.dtype;
-  const to = t.outDtype as 'F32' | 'F16' | 'BF16' | 'F64';
-  const raw = await reader.take(t);
-  try {
-    const inSize = dtypeSize(from);
-    const n = raw.length / inSize;
-    const per = Math.max(8, Math.floor(PIECE_BYTES / dtypeSize(to) / 8) * 8);
-    const what = `converted ${t.name}`;
-    for (let s = 0; s < n; s += per) {
-      ctx.cancelled();
-      const piece = raw.subarray(s * inSize, Math.min(n, s + per) * inSize);
-      yield convertBytes(piece, from, to, what, s)!;
-    }
-  } finally {
-    reader.release(raw);
-  }
-  ctx.report(t);
-}
-
 // Base bytes per slab on the rewrite path (mergeSlabs.ts says why 4 MB); undefined: every tensor whole.
 let rewriteSlabBytes: number | undefined = 4 << 20;
 
@@ -160,12 +133,9 @@ class OutPool {
 
 /** A dtype change: the layout changes, so the shard is re-serialised one tensor at a time. */
 export async function rewriteShard(ctx: ShardContext): Promise<void> {
-  // Only where convertBytes applies (float input, little-endian host), so the pieces name whole-tensor indices.
-  const grows = (t: TensorPlan) =>
-    littleEndian && !isMerged(t) && floatDtype(t.info.dtype) && floatOut(t.outDtype) && dtypeSize(t.outDtype) > dtypeSize(t.info.dtype);
-  const converted = (t: TensorPlan) => grows(t) && numel(t.info.shape) * dtypeSize(t.outDtype) > PIECE_BYTES;
-  // With slabs, every untouched conversion of more than two slabs (8 MB by default): a whole 131 MB BF16 -> F16
-  // embedding was held next to the next one, read ahead (2.4x the largest tensor, 1.3x without; bench/RESULTS.md).
+  // Every untouched conversion of more than two slabs (8 MB by default) goes by the slab, where convertBytes applies
+  // (float input, little-endian host) and so names whole-tensor indices: a whole 131 MB BF16 -> F16 embedding was held
+  // next to the next one, read ahead (2.4x the largest tensor, 1.3x without), and one growing to F32 needed 262 MB.
   const bigConvert = (t: TensorPlan) => littleEndian && !isMerged(t) && t.outDtype !== t.info.dtype && floatDtype(t.info.dtype) &&
     floatOut(t.outDtype) && t.info.dataOffsets[1] - t.info.dataOffsets[0] === numel(t.info.shape) * dtypeSize(t.info.dtype) &&
     numel(t.info.shape) * Math.max(dtypeSize(t.outDtype), dtypeSize(t.info.dtype)) > 2 * rewriteSlabBytes!;
@@ -185,9 +155,9 @@ export async function rewriteShard(ctx: ShardContext): Promise<void> {
       ctx.report(t);
       return bytes;
     },
-    pieces: slabbed(t) ? () => slabPieces(ctx, t, slabs, outs) : converted(t) ? () => convertPieces(ctx, t, reader) : undefined,
-    // Buffers go back to whoever lent them; convertPieces' pieces are fresh.
-    written: slabbed(t) ? (b) => (inPlace(t) ? slabs.release(b) : outs.release(b)) : converted(t) ? undefined : (b) => reader.release(b),
+    pieces: slabbed(t) ? () => slabPieces(ctx, t, slabs, outs) : undefined,
+    // Buffers go back to whoever lent them.
+    written: slabbed(t) ? (b) => (inPlace(t) ? slabs.release(b) : outs.release(b)) : (b) => reader.release(b),
     big: Math.max(numel(t.info.shape) * dtypeSize(t.outDtype), t.info.dataOffsets[1] - t.info.dataOffsets[0]) > ctx.holdBytes,
   }));
   // Read ahead in the order the shard is written: slabbed tensors by the slab, the others whole.

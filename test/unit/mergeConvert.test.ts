@@ -179,7 +179,7 @@ test('an F16 overflow in a converted and in a merged tensor: the same NonFiniteR
 test('an untouched BF16 tensor that grows to F32 is written in pieces: exact values, whole-tensor index in errors', async () => {
   const root = await tempDir();
   const P = 'model.layers.0.mlp.proj';
-  // 2.5M values: 10 MB as F32, more than one 8 MB piece; values of every exponent, -0 and subnormals included.
+  // 2.5M values: 10 MB as F32, more than two 4 MB slabs; values of every exponent, -0 and subnormals included.
   const n = 2_500_000;
   const bits = new Uint16Array(n);
   for (let i = 0; i < n; i++) bits[i] = (i * 40503) & 0xffff;
