@@ -1,7 +1,7 @@
 // The row kernels of a linear merge: which ΔW row generator serves each contribution (LoRA/rsLoRA rows, MoRA types
 // 1 and 6, in WASM where available), and LinearRows, which merges a range of a tensor's rows with them so that a
 // tensor can be merged whole (mergeTensor.ts) or a slab at a time (mergePatch.ts) with the same bytes.
-import { dtypeSize, type Dtype } from '../safetensors';
+import { dtypeSize, LITTLE_ENDIAN, type Dtype } from '../safetensors';
 import { checkModule, type AdapterModule } from './deltaWeight';
 import { floatDtype, RowCodec, type FloatDtype } from './mergeCodec';
 import { LoraRows, Mora1Rows, Mora6Rows, type DeltaRows } from './mergeKernels';
@@ -9,8 +9,6 @@ import { asMergeError, type MergePlan, type MergeSource, type TensorPlan } from 
 import { moduleScaling } from './targets';
 import { mergeWasm, type MergeWasm } from './mergeWasm';
 import { WasmLoraRows, WasmMora6Rows } from './mergeWasmRows';
-
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // The LinearRows whose ΔW row state is in the merge arena now. A slab-wise merge keeps that state across awaits, and
 // another merge in the same process (the extension does not serialise them) may empty the arena in between.
@@ -28,7 +26,7 @@ export function resetMergeArena(wasm: MergeWasm | undefined): void {
  */
 export function linearRowsApply(plan: MergePlan, t: TensorPlan, sources: MergeSource[]): boolean {
   const { dtype, shape, dataOffsets } = t.info;
-  return littleEndian && !plan.dora && plan.method !== 'ties' && !t.replacement && t.contributions.length > 0 &&
+  return LITTLE_ENDIAN && !plan.dora && plan.method !== 'ties' && !t.replacement && t.contributions.length > 0 &&
     floatDtype(dtype) && floatDtype(t.outDtype) && shape.length === 2 &&
     dataOffsets[1] - dataOffsets[0] === shape[0] * shape[1] * dtypeSize(dtype) &&
     t.contributions.every((c) => rowConfigOk(sources[c.source].adapter.config));
@@ -60,7 +58,7 @@ export class LinearRows {
   }
 
   static create(plan: MergePlan, t: TensorPlan, sources: MergeSource[], outDtype: Dtype, what: string): LinearRows | undefined {
-    const ok = littleEndian && !plan.dora && plan.method !== 'ties' && floatDtype(t.info.dtype) && t.info.shape.length === 2;
+    const ok = LITTLE_ENDIAN && !plan.dora && plan.method !== 'ties' && floatDtype(t.info.dtype) && t.info.shape.length === 2;
     if (!ok || !floatDtype(outDtype)) return undefined;
     const wasm = mergeWasm();
     resetMergeArena(wasm); // the previous tensor's views are no longer used

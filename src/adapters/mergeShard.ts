@@ -1,7 +1,7 @@
 // The rewrite shard writer of a merge (a dtype change re-serialises the shard: merged linear tensors and big
 // conversions a slab of rows at a time through SlabReader, the other tensors whole through TensorReader),
 // and the per-tensor arithmetic it shares with the copy + patch (mergePatch.ts) and streamed (mergeStream.ts) writers.
-import { bytesToFloat32, dtypeSize, numel, safetensorsOrder, type Dtype, type ModelWeights } from '../safetensors';
+import { bytesToFloat32, dtypeSize, numel, safetensorsOrder, LITTLE_ENDIAN, type Dtype, type ModelWeights } from '../safetensors';
 import { floatDtype } from './mergeCodec';
 import { MergeError } from './mergeError';
 import { TensorReader, writeShard, type ShardTensor } from './mergeFiles';
@@ -10,7 +10,6 @@ import { LinearRows, linearRowsApply } from './mergeRows';
 import { SlabReader } from './mergeSlabs';
 import { convertBytes, encodeChecked, mergeTensorBytes, mergeTensorF32 } from './mergeTensor';
 
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const floatOut = (d: Dtype): d is 'F32' | 'F16' | 'BF16' | 'F64' => d === 'F32' || d === 'F16' || d === 'BF16' || d === 'F64';
 
 export const isMerged = (t: TensorPlan) => t.contributions.length > 0 || t.replacement !== undefined;
@@ -136,7 +135,7 @@ export async function rewriteShard(ctx: ShardContext): Promise<void> {
   // Every untouched conversion of more than two slabs (8 MB by default) goes by the slab, where convertBytes applies
   // (float input, little-endian host) and so names whole-tensor indices: a whole 131 MB BF16 -> F16 embedding was held
   // next to the next one, read ahead (2.4x the largest tensor, 1.3x without), and one growing to F32 needed 262 MB.
-  const bigConvert = (t: TensorPlan) => littleEndian && !isMerged(t) && t.outDtype !== t.info.dtype && floatDtype(t.info.dtype) &&
+  const bigConvert = (t: TensorPlan) => LITTLE_ENDIAN && !isMerged(t) && t.outDtype !== t.info.dtype && floatDtype(t.info.dtype) &&
     floatOut(t.outDtype) && t.info.dataOffsets[1] - t.info.dataOffsets[0] === numel(t.info.shape) * dtypeSize(t.info.dtype) &&
     numel(t.info.shape) * Math.max(dtypeSize(t.outDtype), dtypeSize(t.info.dtype)) > 2 * rewriteSlabBytes!;
   // Merged linear tensors and big conversions go by the slab (an empty tensor has no slab to report it by).

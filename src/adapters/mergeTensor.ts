@@ -1,6 +1,6 @@
 // The arithmetic of one merged tensor: ΔW of every contributing adapter, combined (linear or TIES), added to the
 // base weight in float32, checked, and rounded once to the output dtype.
-import { bytesToFloat32, dtypeSize, float32ToBytes, type Dtype } from '../safetensors';
+import { bytesToFloat32, dtypeSize, float32ToBytes, LITTLE_ENDIAN, type Dtype } from '../safetensors';
 import { deltaWeight, mergeWeight } from './deltaWeight';
 import { MergeError } from './mergeError';
 import { floatDtype, RowCodec } from './mergeCodec';
@@ -10,12 +10,10 @@ import { tiesCombine } from './ties';
 import { mergeTiesRows } from './tiesRows';
 import { mergeWasm } from './mergeWasm';
 
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
 /** acc += decode(bytes): fast paths for F32 and BF16 avoid a second float32 copy of the base tensor. */
 export function addBaseInto(acc: Float32Array, bytes: Uint8Array, dtype: Dtype): void {
   const n = acc.length;
-  if (littleEndian && dtype === 'BF16' && bytes.byteOffset % 2 === 0 && bytes.length === 2 * n) {
+  if (LITTLE_ENDIAN && dtype === 'BF16' && bytes.byteOffset % 2 === 0 && bytes.length === 2 * n) {
     // bf16 is the high half of a float32: shift the 16 bits up and reinterpret, a block at a time.
     const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
     const block = new Float32Array(Math.min(n, 65536));
@@ -27,7 +25,7 @@ export function addBaseInto(acc: Float32Array, bytes: Uint8Array, dtype: Dtype):
     }
     return;
   }
-  if (littleEndian && dtype === 'F32' && bytes.byteOffset % 4 === 0 && bytes.length === 4 * n) {
+  if (LITTLE_ENDIAN && dtype === 'F32' && bytes.byteOffset % 4 === 0 && bytes.length === 4 * n) {
     const w = new Float32Array(bytes.buffer, bytes.byteOffset, n);
     for (let i = 0; i < n; i++) acc[i] += w[i];
     return;
@@ -61,7 +59,7 @@ export function checkFinite(x: Float32Array, dtype: Dtype, what: string): void {
  * The result may share memory with `x` (F32), which the caller must not reuse.
  */
 export function encodeChecked(x: Float32Array, dtype: 'F32' | 'F16' | 'BF16' | 'F64', what: string): Uint8Array {
-  if (dtype === 'BF16' && littleEndian) {
+  if (dtype === 'BF16' && LITTLE_ENDIAN) {
     const n = x.length;
     const bits = new Uint32Array(x.buffer, x.byteOffset, n);
     const out = new Uint8Array(2 * n);
@@ -80,7 +78,7 @@ export function encodeChecked(x: Float32Array, dtype: 'F32' | 'F16' | 'BF16' | '
     return out;
   }
   checkFinite(x, dtype, what);
-  if (dtype === 'F32' && littleEndian) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  if (dtype === 'F32' && LITTLE_ENDIAN) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   return float32ToBytes(x, dtype);
 }
 
@@ -152,7 +150,7 @@ export function mergeTensorBytes(
   what: string,
 ): Uint8Array | undefined {
   const from = t.info.dtype;
-  if (!littleEndian || plan.dora || !floatDtype(from) || !floatDtype(outDtype) || t.info.shape.length !== 2) return undefined;
+  if (!LITTLE_ENDIAN || plan.dora || !floatDtype(from) || !floatDtype(outDtype) || t.info.shape.length !== 2) return undefined;
   const [outF, inF] = t.info.shape;
   if (baseBytes.length !== outF * inF * dtypeSize(from)) return undefined;
   if (plan.method !== 'ties') return LinearRows.create(plan, t, sources, outDtype, what)?.merge(baseBytes, 0);
@@ -174,7 +172,7 @@ export function mergeTensorBytes(
  * blocks, through the WASM kernels where available, in place when the element size is kept, else into `out` if given.
  */
 export function convertBytes(raw: Uint8Array, from: Dtype, to: Dtype, what: string, first = 0, out?: Uint8Array): Uint8Array | undefined {
-  if (!littleEndian || !floatDtype(from) || !floatDtype(to)) return undefined;
+  if (!LITTLE_ENDIAN || !floatDtype(from) || !floatDtype(to)) return undefined;
   const n = raw.length / dtypeSize(from);
   if (!Number.isInteger(n)) return undefined;
   // 16K-value blocks: with WASM, a block's input and output copies stay in L2 around the kernel.

@@ -4,7 +4,8 @@ import type { Dtype } from './dtype';
 // Shared scratch views to move between a float32 value and its bit pattern without allocating.
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Whether this host stores multi-byte numbers little-endian, as safetensors does (typed-array views of file bytes are then the values). */
+export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * float32 bit pattern -> IEEE half bits, round to nearest, ties to even; overflow goes to ±inf, NaN stays a quiet NaN.

@@ -3,6 +3,7 @@ export { SafetensorsError, type SafetensorsErrorKind } from './errors';
 export { DTYPES, dtypeRank, dtypeSize, isDtype, numel, type Dtype } from './dtype';
 export {
   bf16BitsToF32, bytesToFloat32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, f8e4m3ToF32, f8e5m2ToF32, float32ToBytes,
+  LITTLE_ENDIAN,
 } from './convert';
 export {
   MAX_HEADER_SIZE, parseHeaderBytes, parseHeaderJson, parseHeaderLength, type SafetensorsHeader, type TensorInfo,
