@@ -1,7 +1,7 @@
 // Merge throughput and peak memory on a generated ≥ 1 GB bf16 model, side by side with `cp -r` of the same folder.
 //
 //   node --import tsx bench/mergeBench.ts [--layers 8] [--runs 5] [--keep] [--model DIR] [--cases cp,lora,mora,ties,f16]
-//                                         [--strategy auto|patch|stream]
+//                                         [--strategy auto|patch|stream] [--settle S]
 //
 // The model is generated into os.tmpdir() (LLaMA-like: hidden 2048, intermediate 5632, vocab 32000, sharded at
 // 400 MB) and deleted afterwards; with --model DIR it is generated there once and reused by later invocations.
@@ -14,6 +14,13 @@
 // case right after its own `cp -r`, so each merge has a cp taken under the same conditions, and the rounds repeat
 // that. Per case the summary gives the median and best wall time, and the median over rounds of the ratio
 // cp time / merge time of the same round, which is the statistic the 50% target is judged on.
+//
+// Both sides start the same way: delete the previous output, `sync`, optionally sleep --settle seconds, start the clock.
+// This matters on this VM: the guest reports freed pages to the host (virtio-balloon free page reporting, ~2 s after
+// the free), and writing 1 GB of page cache into reported pages costs ~6x more (cp 0.35 s right after `rm` vs
+// 2.3-2.8 s after `rm; sleep 5`). The merge child therefore loads its modules first and only then deletes the
+// output and starts timing; before, its ~1 s start-up sat between the delete and the clock, so the merge often wrote
+// into reported pages while cp did not. --settle 5 measures both sides in the cold state.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs, rmSync } from 'node:fs';
 import * as os from 'node:os';
@@ -38,8 +45,9 @@ const targets: [string, number, number][] = [
   ['mlp.down_proj', hidden, intermediate],
 ];
 
-async function child(optsJson: string): Promise<void> {
+async function child(optsJson: string, settle: number): Promise<void> {
   const opts = JSON.parse(optsJson) as MergeOptions;
+  prepareOutput(opts.out!, settle);
   const rssBefore = process.memoryUsage().rss;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -81,28 +89,43 @@ interface Timing {
 
 const removeDir = (dir: string) => rmSync(dir, { recursive: true, force: true });
 
-function timeCp(from: string, to: string): Timing {
-  const t0 = performance.now();
-  // The shell's `times` prints the children's user and system CPU time on its second line.
-  const out = execFileSync('bash', ['-c', 'cp -r "$0" "$1"; times', from, to], { encoding: 'utf8' });
-  const seconds = (performance.now() - t0) / 1000;
-  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(out.trim().split('\n').pop()!);
-  return m ? { seconds, user: 60 * +m[1] + +m[2], sys: 60 * +m[3] + +m[4] } : { seconds };
+// The same start for both sides: free the previous output's page cache, flush, optionally let the host take the
+// freed pages back, then start the clock.
+function prepareOutput(out: string, settle: number): void {
+  removeDir(out);
+  execFileSync('sync');
+  if (settle > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, settle * 1000);
 }
 
-function timeMerge(opts: MergeOptions): Timing {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify(opts)], { encoding: 'utf8' });
+function timeCp(from: string, to: string, settle: number): Timing {
+  // The shell's `times` prints the children's cumulative user and system CPU time on its second line, so it is taken
+  // before and after cp (rm and sync run first) and the difference is cp's. The clock is bash's, started after sync.
+  const script = 'rm -rf "$1"; sync; sleep "$2"; times; s=$EPOCHREALTIME; cp -r "$0" "$1"; e=$EPOCHREALTIME; times; echo "$s $e"';
+  const lines = execFileSync('bash', ['-c', script, from, to, String(settle)], { encoding: 'utf8' }).trim().split('\n');
+  const [s, e] = lines.pop()!.split(' ').map(Number);
+  const cpuOf = (line: string) => {
+    const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(line)!;
+    return [60 * +m[1] + +m[2], 60 * +m[3] + +m[4]];
+  };
+  const [u0, s0] = cpuOf(lines[1]);
+  const [u1, s1] = cpuOf(lines[3]);
+  return { seconds: e - s, user: u1 - u0, sys: s1 - s0 };
+}
+
+function timeMerge(opts: MergeOptions, settle: number): Timing {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', JSON.stringify(opts), String(settle)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`merge child failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  if (argv[0] === '--child') return child(argv[1]);
+  if (argv[0] === '--child') return child(argv[1], Number(argv[2]));
   const flag = (name: string, d: number) => (argv.includes(`--${name}`) ? Number(argv[argv.indexOf(`--${name}`) + 1]) : d);
   const opt = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
   const layers = flag('layers', 8);
   const runs = flag('runs', 5);
+  const settle = flag('settle', 0);
   const only = opt('cases')?.split(',');
   const strategy = opt('strategy') as MergeOptions['shardStrategy'];
   const reuse = opt('model');
@@ -139,19 +162,14 @@ async function main(): Promise<void> {
     const gbps = (s: number) => (bytes / 1e9 / s).toFixed(2);
     const out = path.join(root, 'out');
     const all: [string, string, () => Timing][] = [
-      ['cp', 'cp -r (floor)', () => timeCp(base, out)],
-      ['lora', 'merge LoRA r=16 q,v', () => timeMerge({ base, adapters: [{ dir: lora }], out, shardStrategy: strategy })],
-      ['mora', 'merge MoRA-6 r=8 all-linear', () => timeMerge({ base, adapters: [{ dir: mora }], out, shardStrategy: strategy })],
-      ['ties', 'merge TIES(MoRA, LoRA) d=0.5', () => timeMerge({ base, adapters: [{ dir: mora }, { dir: lora }], out, method: 'ties', density: 0.5, shardStrategy: strategy })],
-      ['f16', 'merge MoRA-6 → f16 (rewrite path)', () => timeMerge({ base, adapters: [{ dir: mora }], out, dtype: 'f16' })],
+      ['cp', 'cp -r (floor)', () => timeCp(base, out, settle)],
+      ['lora', 'merge LoRA r=16 q,v', () => timeMerge({ base, adapters: [{ dir: lora }], out, shardStrategy: strategy }, settle)],
+      ['mora', 'merge MoRA-6 r=8 all-linear', () => timeMerge({ base, adapters: [{ dir: mora }], out, shardStrategy: strategy }, settle)],
+      ['ties', 'merge TIES(MoRA, LoRA) d=0.5', () => timeMerge({ base, adapters: [{ dir: mora }, { dir: lora }], out, method: 'ties', density: 0.5, shardStrategy: strategy }, settle)],
+      ['f16', 'merge MoRA-6 → f16 (rewrite path)', () => timeMerge({ base, adapters: [{ dir: mora }], out, dtype: 'f16' }, settle)],
     ];
     const [cpCase, ...merges] = all.filter(([key]) => key === 'cp' || !only || only.includes(key));
     const samples = new Map<string, { t: Timing; ratio: number }[]>(all.map(([key]) => [key, []]));
-    const timed = (fn: () => Timing): Timing => {
-      removeDir(out);
-      execFileSync('sync');
-      return fn();
-    };
     const log = (run: number, label: string, r: Timing, cpSeconds: number) => {
       const rss = r.maxRss ? `${(r.maxRss / 1e6).toFixed(0)} MB (${(r.maxRss / largest).toFixed(2)}× largest; ${(r.rssBefore! / 1e6).toFixed(0)} MB before)` : '–';
       const cpu = r.user !== undefined ? `${r.user.toFixed(2)} + ${r.sys!.toFixed(2)} s` : '–';
@@ -159,17 +177,18 @@ async function main(): Promise<void> {
       console.log(line);
       rows.push(line);
     };
+    // Each side deletes the previous output itself, right before its clock starts (see prepareOutput).
     // Untimed warm-up: the VM reclaims cold page cache within minutes, and the first cp would otherwise read the base
     // from disk.
-    timed(cpCase[2]);
+    cpCase[2]();
     for (let run = 0; run < runs; run++) {
       // Each merge follows its own cp: "of cp" compares two runs a second apart, not a whole round apart.
       for (const [key, label, fn] of merges.length > 0 ? merges : [cpCase]) {
-        const cp = timed(cpCase[2]);
+        const cp = cpCase[2]();
         samples.get('cp')!.push({ t: cp, ratio: 1 });
         log(run, cpCase[1], cp, cp.seconds);
         if (key === 'cp') continue;
-        const r = timed(fn);
+        const r = fn();
         samples.get(key)!.push({ t: r, ratio: cp.seconds / r.seconds });
         log(run, label, r, cp.seconds);
       }
@@ -190,7 +209,7 @@ async function main(): Promise<void> {
         return `| ${label} | ${xs.length} | ${median(secs).toFixed(2)} s | ${Math.min(...secs).toFixed(2)} s | ${gbps(median(secs))} GB/s | ` +
           `**${pct(median(ratios))}** (${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}) | ${cpu} | ${rss} |`;
       });
-    console.log(['', `load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`, '',
+    console.log(['', `settle ${settle} s, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`, '',
       '| run | case | merged tensors | time | throughput | of cp | CPU user + sys | peak RSS |', '|---|---|---|---|---|---|---|---|', ...rows,
       '', '| case | runs | median time | best time | median throughput | of cp: median of per-round ratios (range) | median CPU user + sys | max peak RSS / largest |',
       '|---|---|---|---|---|---|---|---|', ...summary].join('\n'));

@@ -204,6 +204,11 @@ export class Mora6Rows implements DeltaRows {
     return out;
   }
 
+  /** What a kernel needs to form any row: M [r̂, r̂], the RoPE tables [chunks, r̂/2] and the produced width. */
+  tables(): { M: Float32Array; cos: Float32Array; sin: Float32Array; rHat: number; produced: number } {
+    return { M: this.M, cos: this.cos, sin: this.sin, rHat: this.rHat, produced: this.produced };
+  }
+
   touched(o: number): [number, number, number] {
     const base = Math.floor((o % this.produced) / this.rHat) * this.rHat;
     const end = base + this.rHat;

@@ -19,6 +19,7 @@ import { MergeError } from './mergeError';
 import { TensorReader, writeAt } from './mergeFiles';
 import type { TensorPlan } from './mergePlan';
 import { SlabReader } from './mergeSlabs';
+import { fusedScratchBytes } from './mergeSlabWasm';
 import { checkSlot, isMerged, outputBytes, type ShardContext } from './mergeShard';
 import { LinearRows, linearRowsApply } from './mergeRows';
 
@@ -77,7 +78,8 @@ export class PatchPipeline {
     const slabbed = (t: TensorPlan) => t.outDtype === t.info.dtype && t.info.shape.every((d) => d > 0) &&
       linearRowsApply(ctxs[0].plan, t, ctxs[0].sources);
     this.slabbed = new Set(merged.filter(slabbed));
-    this.slabs = new SlabReader(weights, merged.filter((t) => this.slabbed.has(t)));
+    const slabbedTensors = merged.filter((t) => this.slabbed.has(t));
+    this.slabs = new SlabReader(weights, slabbedTensors, undefined, fusedScratchBytes(slabbedTensors, ctxs[0]?.sources ?? []));
     this.reader = new TensorReader(weights, merged.filter((t) => !this.slabbed.has(t)), holdBytes);
   }
 
@@ -118,7 +120,7 @@ export class PatchPipeline {
       const last = i === end - 1;
       const done = () => (this.slabs.release(bytes), last && ctx.report(t));
       // Slabs wait for the copy rather than pile up: held ones would be fresh memory (SlabReader.holdBytes says why).
-      await this.put(shard, { at, bytes: rows.merge(bytes, o0), done }, this.slabs.holdBytes);
+      await this.put(shard, { at, bytes: rows.merge(bytes, o0, undefined, this.slabs.memory), done }, this.slabs.holdBytes);
     }
   }
 

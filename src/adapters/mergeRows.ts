@@ -9,6 +9,7 @@ import { asMergeError, type MergePlan, type MergeSource, type TensorPlan } from 
 import { moduleScaling } from './targets';
 import { mergeWasm, type MergeWasm } from './mergeWasm';
 import { WasmLoraRows, WasmMora6Rows } from './mergeWasmRows';
+import type { SlabMemory } from './mergeSlabWasm';
 
 // The LinearRows whose ΔW row state is in the merge arena now. A slab-wise merge keeps that state across awaits, and
 // another merge in the same process (the extension does not serialise them) may empty the arena in between.
@@ -71,56 +72,79 @@ export class LinearRows {
 
   /**
    * Merges the whole rows held in `bytes`, the first of them row o0, in row order; in place when the element size is
-   * kept, else into `out` (exactly the rows' output bytes) or a fresh buffer.
+   * kept, else into `out` (exactly the rows' output bytes) or a fresh buffer. Bytes in a slot of `memory` take the
+   * fused MoRA-6 kernel where it applies (same bytes).
    */
-  merge(bytes: Uint8Array, o0: number, out?: Uint8Array): Uint8Array {
+  merge(bytes: Uint8Array, o0: number, out?: Uint8Array, memory?: SlabMemory): Uint8Array {
     if (this.wasm && arenaOwner !== this) {
       // The arena was emptied since the last range (another tensor or merge): the same rows, made again.
       resetMergeArena(this.wasm);
       this.rows = kernelRows(this.t, this.sources, this.wasm)!;
       arenaOwner = this;
     }
-    const { rows, weights, acc, sparse, plusZero } = this;
     const [inF, from] = [this.t.info.shape[1], this.t.info.dtype as FloatDtype];
+    const row0 = this.rows[0];
+    if (memory && this.sparse && from === 'BF16' && row0 instanceof WasmMora6Rows && memory.fits(row0, bytes)) {
+      return this.mergeFused(memory, row0, bytes, o0);
+    }
     // Each range's codec takes its scratch from the arena after the ΔW rows', whose views are re-made per row.
     const codec = new RowCodec(bytes, from, this.outDtype, inF, this.what, this.wasm, o0 * inF, out);
-    const [w0, n] = [weights[0], bytes.length / dtypeSize(from) / inF];
-    if (sparse) codec.scanForPass();
-    for (let i = 0; i < n; i++) {
-      const o = o0 + i;
-      const row0 = rows[0].row(o);
-      const at = i * inF;
-      if (sparse) {
-        const [s, e, wrapEnd] = rows[0].touched!(o);
-        if (e - s + wrapEnd < inF) {
-          let a = row0;
-          if (w0 !== 1) {
-            a = acc;
-            for (let j = 0; j < wrapEnd; j++) acc[j] = row0[j] * w0;
-            for (let j = s; j < e; j++) acc[j] = row0[j] * w0;
-          }
-          if (wrapEnd > 0) codec.finish(a, 0, at, wrapEnd);
-          codec.pass(at + wrapEnd, s - wrapEnd, plusZero);
-          codec.finish(a, s, at + s, e - s);
-          codec.pass(at + e, inF - e, plusZero);
-          continue;
-        }
-      }
-      let a = row0;
-      if (rows.length > 1 || w0 !== 1) {
-        // Linear: acc = w0·ΔW0 + Σ w·ΔW, rounded to float32 after each step as the whole-tensor loops do.
-        a = acc;
-        if (w0 !== 1) for (let j = 0; j < inF; j++) acc[j] = row0[j] * w0;
-        else acc.set(row0);
-        for (let k = 1; k < rows.length; k++) {
-          const d = rows[k].row(o);
-          const w = weights[k];
-          for (let j = 0; j < inF; j++) acc[j] += w * d[j];
-        }
-      }
-      codec.finish(a, 0, at, inF);
-    }
+    const n = bytes.length / dtypeSize(from) / inF;
+    if (this.sparse) codec.scanForPass();
+    for (let i = 0; i < n; i++) this.mergeRow(codec, i, o0 + i);
     return codec.out;
+  }
+
+  /** BF16 rows in a slab slot, in place: the kernel takes runs of rows, the JS path each row it stops at. */
+  private mergeFused(memory: SlabMemory, row0: WasmMora6Rows, bytes: Uint8Array, o0: number): Uint8Array {
+    const inF = this.t.info.shape[1];
+    const n = bytes.length / 2 / inF;
+    let codec: RowCodec | undefined; // made only for such a row; without scanForPass, pass() scans the row in JS
+    for (let i = 0; i < n; i++) {
+      i += memory.mora6(row0, bytes, i, n - i, o0, this.weights[0]);
+      if (i === n) break;
+      codec ??= new RowCodec(bytes, 'BF16', 'BF16', inF, this.what, this.wasm, o0 * inF);
+      this.mergeRow(codec, i, o0 + i);
+    }
+    return bytes;
+  }
+
+  /** Row i of the codec's bytes, output row o. */
+  private mergeRow(codec: RowCodec, i: number, o: number): void {
+    const { rows, weights, acc, sparse, plusZero } = this;
+    const inF = this.t.info.shape[1];
+    const w0 = weights[0];
+    const row0 = rows[0].row(o);
+    const at = i * inF;
+    if (sparse) {
+      const [s, e, wrapEnd] = rows[0].touched!(o);
+      if (e - s + wrapEnd < inF) {
+        let a = row0;
+        if (w0 !== 1) {
+          a = acc;
+          for (let j = 0; j < wrapEnd; j++) acc[j] = row0[j] * w0;
+          for (let j = s; j < e; j++) acc[j] = row0[j] * w0;
+        }
+        if (wrapEnd > 0) codec.finish(a, 0, at, wrapEnd);
+        codec.pass(at + wrapEnd, s - wrapEnd, plusZero);
+        codec.finish(a, s, at + s, e - s);
+        codec.pass(at + e, inF - e, plusZero);
+        return;
+      }
+    }
+    let a = row0;
+    if (rows.length > 1 || w0 !== 1) {
+      // Linear: acc = w0·ΔW0 + Σ w·ΔW, rounded to float32 after each step as the whole-tensor loops do.
+      a = acc;
+      if (w0 !== 1) for (let j = 0; j < inF; j++) acc[j] = row0[j] * w0;
+      else acc.set(row0);
+      for (let k = 1; k < rows.length; k++) {
+        const d = rows[k].row(o);
+        const w = weights[k];
+        for (let j = 0; j < inF; j++) acc[j] += w * d[j];
+      }
+    }
+    codec.finish(a, 0, at, inF);
   }
 }
 

@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import { readFully, type ModelWeights } from '../safetensors';
 import type { TensorPlan } from './mergePlan';
+import { SlabMemory } from './mergeSlabWasm';
 
 // Base bytes per slab (at least one row): small enough that the few buffers in use are memory faulted in once and
 // reused, large enough that reads and writes stay few (~250 per GB). 1 MB and 16 MB slabs were no faster, and 16 MB
@@ -32,9 +33,15 @@ export class SlabReader {
   // than holding two slabs (in-process MoRA-6, bench/RESULTS.md, "Session 3: slab-wise merged tensors").
   readonly holdBytes: number;
   private free: ArrayBuffer[] = [];
+  // Slots in WASM memory where the fused MoRA-6 kernel can merge them in place (mergeSlabWasm.ts), when
+  // `kernelScratch` was given and the kernels are on; plain buffers beyond them (or without them).
+  readonly memory?: SlabMemory;
 
-  /** The slabs of `tensors` (2-D, in the order they are merged). */
-  constructor(private readonly weights: ModelWeights, tensors: TensorPlan[], slabBytes = defaultSlabBytes) {
+  /**
+   * The slabs of `tensors` (2-D, in the order they are merged). `kernelScratch` > 0 (mora6ScratchBytes of the
+   * largest MoRA-6 module among them) puts the buffers in a SlabMemory.
+   */
+  constructor(private readonly weights: ModelWeights, tensors: TensorPlan[], slabBytes = defaultSlabBytes, kernelScratch = 0) {
     for (const t of tensors) {
       const [outF] = t.info.shape;
       const [start, end] = t.info.dataOffsets;
@@ -49,6 +56,8 @@ export class SlabReader {
     }
     this.size = this.slabs.reduce((a, s) => Math.max(a, s.length), 0);
     this.holdBytes = 2 * this.size;
+    // One slot more than the spares kept: a slab can be read ahead while all the spares are in use.
+    if (kernelScratch > 0 && this.size > 0) this.memory = SlabMemory.create(this.size, spares + 1, kernelScratch);
   }
 
   /** Indices [start, end) of t's slabs in `slabs`. */
@@ -70,12 +79,14 @@ export class SlabReader {
 
   /** Gives a buffer from take() back; the caller must not touch it afterwards. */
   release(bytes: Uint8Array): void {
+    if (this.memory?.release(bytes)) return;
     if (this.free.length < spares && !this.free.includes(bytes.buffer as ArrayBuffer)) this.free.push(bytes.buffer as ArrayBuffer);
   }
 
   private async read(i: number): Promise<Uint8Array> {
     const s = this.slabs[i];
-    const out = new Uint8Array(this.free.pop() ?? new ArrayBuffer(this.size), 0, s.length);
+    const slot = this.memory?.acquire();
+    const out = slot ? slot.subarray(0, s.length) : new Uint8Array(this.free.pop() ?? new ArrayBuffer(this.size), 0, s.length);
     const file = this.weights.file(s.t.shard);
     let fh = this.handles.get(s.t.shard);
     if (!fh) this.handles.set(s.t.shard, (fh = fs.open(file.path, 'r')));

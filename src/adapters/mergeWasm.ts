@@ -29,7 +29,7 @@ export interface MergeKernels {
 const splat32 = (v: number): Code => code(op.i32Const(v), op.i32x4Splat);
 
 // bf16AddRound(acc 0, io 1, n8 2) -> i32. Locals: end 3, start 4 (i32); lo 5, hi 6, mask 7, lim 8, half 9, one 10.
-function bf16AddRound(): Code {
+export function bf16AddRound(): Code {
   const [acc, io, end, start, lo, hi, mask, lim, half, one] = [0, 1, 3, 4, 5, 6, 7, 8, 9, 10];
   // Round to nearest even of the upper 16 bits: (b + 0x7fff + ((b >>> 16) & 1)) >>> 16, as RowCodec does.
   const round = (x: number) => code(op.get(x), op.get(half), op.i32x4Add, op.get(x), op.i32Const(16), op.i32x4ShrU, op.get(one), op.v128And, op.i32x4Add, op.i32Const(16), op.i32x4ShrU);
@@ -55,7 +55,7 @@ function bf16AddRound(): Code {
 }
 
 // scanN(p 0, n 1, ...) -> i32 over 64-byte groups. Locals after the params: q, end, e, z (v128).
-function scan(width: 16 | 32): Code {
+export function scan(width: 16 | 32): Code {
   const [p, n] = [0, 1];
   const [q, end, e, z] = width === 16 ? [3, 4, 5, 6] : [2, 3, 4, 5];
   const eq = width === 16 ? op.i16x8Eq : op.i32x4Eq;
@@ -125,7 +125,7 @@ function lora4(): Code {
 // mora6Band(m 0, cs 1, sn 2, out 3, pairs 4, hb 5): for j < 2·pairs, with h = hb / 4 and f32 inputs widened to f64,
 // out[j] = f32(0 + (m[j]·cs[j] + m[j+h]·sn[j])) and out[j+h] = f32(0 + (m[j+h]·cs[j] − m[j]·sn[j])), as Mora6Rows
 // adds a row's band onto zeros. Locals: i 6, end 7, mh 8, oh 9 (i32); m1 10, m2 11, co 12, si 13 (v128).
-function mora6Band(): Code {
+export function mora6Band(): Code {
   const [m, cs, sn, out, pairs, hb, i, end, mh, oh, m1, m2, co, si] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
   const load = (base: number, to: number) => code(op.get(base), op.get(i), op.i32Add, op.v128Load64Zero(0, 2), op.f64x2PromoteLowF32x4, op.set(to));
   const store = (base: number, value: Code) => code(

@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { SafetensorsFile, float32ToBytes, writeSafetensors, type Dtype, type TensorToWrite } from '../safetensors';
+import { LITTLE_ENDIAN, SafetensorsFile, bytesToFloat32, float32ToBytes, writeSafetensors, type Dtype, type TensorToWrite } from '../safetensors';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic';
 import { checkModule, type AdapterModule, type DeltaOptions } from './deltaWeight';
 import { AdapterError } from './errors';
@@ -80,7 +80,7 @@ export async function readAdapter(dir: string, opts: ReadOptions = {}): Promise<
     const hasBin = await fs.stat(path.join(dir, 'adapter_model.bin')).then(() => true, () => false);
     throw new AdapterError('WeightsMissing', `${dir}: no ${WEIGHTS_FILE}${hasBin ? ' (adapter_model.bin pickles are not read; convert to safetensors)' : ''}`);
   }
-  const parts = new Map<string, Partial<Record<AdapterPart, { data: Float32Array; shape: number[] }>>>();
+  const parts = new Map<string, Partial<Record<AdapterPart, RawPart>>>();
   const saved = new Map<string, SavedTensor>();
   try {
     for (const key of st.names()) {
@@ -91,13 +91,18 @@ export async function readAdapter(dir: string, opts: ReadOptions = {}): Promise<
         const slot = parts.get(where.path) ?? {};
         // PEFT versions differ on whether the DoRA magnitude keeps its ".weight"; a file with both is ambiguous.
         if (slot[where.part]) throw new AdapterError('DuplicateKey', `${file}: module ${where.path} has two '${where.part}' tensors (second: '${key}')`);
-        slot[where.part] = { data: await st.readFloat32(key), shape: [...info.shape] };
+        slot[where.part] = { key, dtype: info.dtype, shape: [...info.shape] };
         parts.set(where.path, slot);
-      } else if (key.startsWith(PEFT_PREFIX) && isSavedTensorName(config, key.slice(PEFT_PREFIX.length))) {
-        saved.set(key.slice(PEFT_PREFIX.length), { shape: [...info.shape], data: await st.readFloat32(key) });
-      } else {
+      } else if (!(key.startsWith(PEFT_PREFIX) && isSavedTensorName(config, key.slice(PEFT_PREFIX.length)))) {
         throw new AdapterError('UnknownKey', `${file}: tensor '${key}' is not a LoRA/MoRA/DoRA part nor a modules_to_save weight`);
       }
+    }
+    // Every tensor's bytes in a few large reads, once the names are known to be valid.
+    const raw = await st.readSpans(st.names());
+    for (const slot of parts.values()) for (const p of Object.values(slot)) p.raw = raw.get(p.key);
+    for (const key of st.names()) {
+      if (adapterKeyToModule(key)) continue;
+      saved.set(key.slice(PEFT_PREFIX.length), { shape: [...st.info(key).shape], data: bytesToFloat32(raw.get(key)!, st.info(key).dtype) });
     }
   } finally {
     await st.close();
@@ -106,14 +111,17 @@ export async function readAdapter(dir: string, opts: ReadOptions = {}): Promise<
   const modules = new Map<string, AdapterModule>();
   for (const [modPath, p] of parts) {
     const where = `${file}: module ${modPath}`;
-    let A = p.lora_A;
-    let B = p.lora_B;
+    let A = decoded(p.lora_A);
+    let B: Decoded | undefined;
     if (config.use_mora) {
-      // peft-mora stores M as lora_A and an identical lora_B; either alone is enough.
-      if (A && B && !sameTensor(A, B)) throw new AdapterError('MoraMatrixMismatch', `${where}: MoRA lora_A and lora_B differ`);
-      A = A ?? B;
+      // peft-mora stores M as lora_A and an identical lora_B; either alone is enough. Equal bytes are the same
+      // tensor without decoding lora_B (the usual case); otherwise the decoded values are compared.
+      if (A && p.lora_B && !sameBytes(p.lora_A!, p.lora_B) && !sameTensor(A, decoded(p.lora_B)!)) {
+        throw new AdapterError('MoraMatrixMismatch', `${where}: MoRA lora_A and lora_B differ`);
+      }
+      A = A ?? decoded(p.lora_B);
       B = A;
-    }
+    } else B = decoded(p.lora_B);
     if (!A || !B) throw new AdapterError('TensorMissing', `${where}: ${A ? 'lora_B' : 'lora_A'}.weight is missing`);
     if (p.lora_magnitude_vector && !config.use_dora) {
       throw new AdapterError('UnknownKey', `${where}: lora_magnitude_vector present but use_dora is false`);
@@ -123,12 +131,39 @@ export async function readAdapter(dir: string, opts: ReadOptions = {}): Promise<
       if (p.lora_magnitude_vector.shape.length !== 1) {
         throw new AdapterError('ShapeMismatch', `${where}: lora_magnitude_vector must be 1-D, got [${p.lora_magnitude_vector.shape.join(', ')}]`);
       }
-      m.magnitude = p.lora_magnitude_vector.data;
+      m.magnitude = decoded(p.lora_magnitude_vector)!.data;
     }
     checkModule(config, m, opts.baseShape?.(modPath), opts.deltaOptions?.(modPath));
     modules.set(modPath, m);
   }
   return { dir, config, modules, saved };
+}
+
+// A tensor of the adapter file before decoding; `raw` is a view into one of readSpans' batch buffers.
+interface RawPart {
+  key: string;
+  dtype: Dtype;
+  shape: number[];
+  raw?: Uint8Array;
+}
+
+interface Decoded {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** float32 values of a part: an aligned little-endian F32 part is viewed in place (its batch buffer lives on with it). */
+function decoded(p: RawPart | undefined): Decoded | undefined {
+  if (!p) return undefined;
+  const raw = p.raw!;
+  const view = p.dtype === 'F32' && LITTLE_ENDIAN && raw.byteOffset % 4 === 0;
+  return { data: view ? new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4) : bytesToFloat32(raw, p.dtype), shape: p.shape };
+}
+
+/** Same dtype, shape and bytes: the same tensor (a bytewise compare, no decoding). */
+function sameBytes(a: RawPart, b: RawPart): boolean {
+  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) &&
+    Buffer.compare(a.raw!, b.raw!) === 0;
 }
 
 function sameTensor(a: { data: Float32Array; shape: number[] }, b: { data: Float32Array; shape: number[] }): boolean {

@@ -207,6 +207,8 @@ export const op = {
   f64x2PromoteLowF32x4: simd(0x5f),
   // Appended for the merge kernels (src/adapters/mergeWasm.ts).
   i32x4GtS: simd(0x3b),
+  // Bulk memory (core spec 2.0): memory.copy dst src n, within memory 0 (src/adapters/mergeSlabWasm.ts).
+  memoryCopy: [0xfc, 0x0a, 0x00, 0x00] as Code,
 } as const;
 
 export interface WasmFunction {

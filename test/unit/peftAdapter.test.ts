@@ -100,6 +100,25 @@ test('MoRA: either stored copy alone is enough; two different copies are refused
     { name: key('lora_B.weight'), shape: [2, 2], data: [1, 2, 3, 5] },
   ]);
   await assert.rejects(readAdapter(diff), is('MoraMatrixMismatch'));
+  // Different bytes, the same values (two NaN payloads): decoded and compared as values, like PEFT's state dict.
+  const nans = path.join(root, 'nans');
+  await fs.mkdir(nans);
+  await fs.writeFile(path.join(nans, 'adapter_config.json'), JSON.stringify(moraCfg));
+  const bits = (nanBits: number) => new Uint8Array(new Uint32Array([0x3f800000, nanBits, 0x40400000, 0x40800000]).buffer);
+  await writeSafetensors(path.join(nans, 'adapter_model.safetensors'), [
+    { name: key('lora_A.weight'), dtype: 'F32', shape: [2, 2], data: bits(0x7fc00000) },
+    { name: key('lora_B.weight'), dtype: 'F32', shape: [2, 2], data: bits(0x7fc00001) },
+  ]);
+  const mNan = (await readAdapter(nans, { baseShape: () => [4, 4] })).modules.get(Q)!;
+  assert.equal(mNan.A, mNan.B);
+  assert.equal(new Uint32Array(mNan.A.buffer, mNan.A.byteOffset, 4)[1], 0x7fc00000, 'lora_A kept bit for bit');
+  // -0 and +0 are different values: refused.
+  const zeros = path.join(root, 'zeros');
+  await handMade(zeros, moraCfg, [
+    { name: key('lora_A.weight'), shape: [2, 2], data: [1, 0, 3, 4] },
+    { name: key('lora_B.weight'), shape: [2, 2], data: [1, -0, 3, 4] },
+  ]);
+  await assert.rejects(readAdapter(zeros, { baseShape: () => [4, 4] }), is('MoraMatrixMismatch'));
   const cfg = defaultAdapterConfig({ r: 1, use_mora: true, mora_type: 6, target_modules: ['q_proj'] });
   const bad: AdapterModule = { path: Q, A: f32([1, 2, 3, 4]), aShape: [2, 2], B: f32([0, 2, 3, 4]), bShape: [2, 2] };
   await assert.rejects(writeAdapter(path.join(root, 'w'), cfg, [bad]), is('MoraMatrixMismatch'));

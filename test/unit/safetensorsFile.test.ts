@@ -157,3 +157,34 @@ test('ModelWeights: index errors are named', async () => {
   }
   await fs.rm(dir, { recursive: true });
 });
+
+test('SafetensorsFile.readSpans: the bytes of readBytes, in batches of at most batchBytes, any name order', async () => {
+  const dir = await tmpDir();
+  const file = path.join(dir, 'spans.safetensors');
+  // Sizes 12, 6, 40, 2, 16 bytes: batch limits cut between tensors, and a single tensor over the limit is one batch.
+  const tensors = [
+    { name: 'a', dtype: 'F32' as const, shape: [3], data: float32ToBytes(new Float32Array([1, 2, 3]), 'F32') },
+    { name: 'b', dtype: 'BF16' as const, shape: [3], data: float32ToBytes(new Float32Array([4, 5, 6]), 'BF16') },
+    { name: 'c', dtype: 'F32' as const, shape: [10], data: float32ToBytes(new Float32Array(10).map((_, i) => i / 7), 'F32') },
+    { name: 'd', dtype: 'F16' as const, shape: [1], data: float32ToBytes(new Float32Array([-0]), 'F16') },
+    { name: 'e', dtype: 'F64' as const, shape: [2], data: new Uint8Array(new Float64Array([Math.PI, -1e300]).buffer) },
+  ];
+  await writeSafetensors(file, tensors);
+  const f = await SafetensorsFile.open(file);
+  for (const batch of [1, 13, 20, 64, 1 << 20]) {
+    for (const names of [['a', 'b', 'c', 'd', 'e'], ['e', 'c', 'a'], ['d']]) {
+      const got = await f.readSpans(names, batch);
+      assert.deepEqual([...got.keys()].sort(), [...names].sort());
+      for (const n of names) assert.deepEqual(got.get(n), await f.readBytes(n), `${n}, batch ${batch}`);
+      // One read per batch: a buffer holds one tensor, or several whose bytes fit in batchBytes.
+      const buffers = new Map<ArrayBufferLike, string[]>();
+      for (const n of names) buffers.set(got.get(n)!.buffer, [...(buffers.get(got.get(n)!.buffer) ?? []), n]);
+      for (const [buf, held] of buffers) assert.ok(held.length === 1 || buf.byteLength <= batch, `${held} in ${buf.byteLength} bytes`);
+      if (batch === 1 << 20 && names.length === 5) assert.equal(buffers.size, 1, 'the whole file in one read');
+      if (batch === 1) assert.equal(buffers.size, names.length);
+    }
+  }
+  await f.close();
+  await assert.rejects(f.readSpans(['a']), isKind('ReadFailed'));
+  await fs.rm(dir, { recursive: true });
+});

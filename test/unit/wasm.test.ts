@@ -97,3 +97,19 @@ test('WasmArena: 16-byte aligned regions, and a clear RangeError past the 4 GiB 
   arena.reset();
   assert.equal(arena.alloc(3), 0);
 });
+
+test('memory.copy (0xfc 0x0a 0x00 0x00) copies overlapping bytes like memmove', () => {
+  assert.deepEqual(op.memoryCopy, [0xfc, 0x0a, 0x00, 0x00]);
+  const arena = new WasmArena();
+  const k = instantiate<{ copy(dst: number, src: number, n: number): void }>(
+    assembleModule([{ name: 'copy', params: ['i32', 'i32', 'i32'], results: [], body: code(op.get(0), op.get(1), op.get(2), op.memoryCopy) }]),
+    arena.memory,
+  );
+  const u8 = new Uint8Array(arena.memory.buffer, 0, 16);
+  u8.set([1, 2, 3, 4, 5, 6, 7, 8]);
+  k.copy(2, 0, 5); // forward overlap: the source bytes are read before they are overwritten
+  assert.deepEqual([...u8.subarray(0, 8)], [1, 2, 1, 2, 3, 4, 5, 8]);
+  k.copy(0, 3, 4); // backward overlap
+  assert.deepEqual([...u8.subarray(0, 8)], [2, 3, 4, 5, 3, 4, 5, 8]);
+  assert.throws(() => k.copy(65530, 0, 16), WebAssembly.RuntimeError); // past the end of memory traps
+});
