@@ -26,6 +26,8 @@ import { LinearRows, linearRowsApply } from './mergeRows';
 // Shard copies in flight at once. Two finished a 3-shard 1 GB merge ~10% (LoRA q,v) and ~15% (MoRA-6) sooner than
 // one on the 2-vCPU benchmark VM (bench/RESULTS.md, session 3); more would only compete for the same cores.
 const copyLanes = 2;
+// Overwrites in flight at once (see `writes`).
+const writeLanes = 2;
 
 interface PatchShard {
   ctx: ShardContext;
@@ -49,8 +51,11 @@ export class PatchPipeline {
   private readonly slabbed: Set<TensorPlan>;
   private stopped = false;
   private heldBytes = 0;
-  private writes: Promise<void> = Promise.resolve(); // the serial write chain; rejects from the first failed write on
-  private lastWrite: Promise<void> = Promise.resolve(); // this thread's latest write (at most one waits behind it)
+  // Two serial write chains, used in turn: one write's memcpy into the page cache runs while the next is issued (one
+  // chain left the arithmetic waiting on the pool). Each rejects from its first failed write on.
+  private readonly writes: Promise<void>[] = Array.from({ length: writeLanes }, () => Promise.resolve());
+  private turn = 0; // the chain the next write goes to
+  private readonly issued: Promise<void>[] = Array.from({ length: writeLanes }, () => Promise.resolve()); // this thread's latest write per chain
 
   /** Starts the copy chain over `ctxs` (in order) at once. */
   constructor(weights: ModelWeights, ctxs: ShardContext[], private readonly holdBytes: number) {
@@ -132,15 +137,16 @@ export class PatchPipeline {
       return;
     }
     const fh = await this.open(shard);
-    // One write of this thread waits at most: the next tensor (or slab) is computed while this one is written.
-    await this.lastWrite;
-    this.lastWrite = this.write(fh, h);
+    // At most one write of this thread per chain waits: the next slab is computed while these are written.
+    const lane = this.turn;
+    await this.issued[lane];
+    this.issued[lane] = this.write(fh, h, lane);
   }
 
   /** Waits for every copy and write; rejects with the first failure. */
   async finish(): Promise<void> {
     for (const shard of this.shards.values()) await this.open(shard);
-    await this.writes;
+    await Promise.all(this.writes);
   }
 
   /** After a failure elsewhere: starts no further copy and waits for every copy and write in flight. */
@@ -148,7 +154,7 @@ export class PatchPipeline {
     this.stopped = true;
     await this.copies;
     const handles = await Promise.all([...this.shards.values()].map((s) => s.opened?.catch(() => undefined)));
-    await this.writes.catch(() => undefined);
+    await Promise.all(this.writes.map((w) => w.catch(() => undefined)));
     await Promise.all(handles.map((h) => h?.close()));
     await this.reader.close();
     await this.slabs.close();
@@ -168,13 +174,14 @@ export class PatchPipeline {
     return shard.opened;
   }
 
-  /** Queues an overwrite of h's bytes, then h.done(). */
-  private write(fh: fs.FileHandle, h: Held): Promise<void> {
-    this.writes = this.writes.then(async () => {
+  /** Queues an overwrite of h's bytes on a write chain (the next in turn by default), then h.done(). */
+  private write(fh: fs.FileHandle, h: Held, lane = this.turn): Promise<void> {
+    this.turn = (lane + 1) % writeLanes;
+    const w = (this.writes[lane] = this.writes[lane].then(async () => {
       await writeAt(fh, h.bytes, h.at);
       h.done();
-    });
-    this.writes.catch(() => undefined); // the failure is heard by finish(), or by the next wait on lastWrite
-    return this.writes;
+    }));
+    w.catch(() => undefined); // the failure is heard by finish(), or by the next wait on that chain
+    return w;
   }
 }

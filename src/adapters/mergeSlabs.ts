@@ -12,8 +12,10 @@ import { SlabMemory } from './mergeSlabWasm';
 // reused, large enough that reads and writes stay few (~250 per GB). 1 MB and 16 MB slabs were no faster, and 16 MB
 // took ~40% more page faults (bench/RESULTS.md).
 const defaultSlabBytes = 4 << 20;
-// Spare buffers kept: one computed, one read ahead, one being written, and two held while a shard's copy runs.
-const spares = 5;
+// Slabs read ahead of the one being merged: two keep a read in flight while the previous one is copied out.
+const readAhead = 2;
+// Spare buffers kept: one computed, two read ahead, two being written, and two held while a shard's copy runs.
+const spares = 7;
 
 export interface Slab {
   t: TensorPlan;
@@ -65,14 +67,15 @@ export class SlabReader {
     return this.first.get(t.name)!;
   }
 
-  /** Slab i's base bytes (the caller's until release()); starts reading slab i + 1. Slabs are taken in order. */
+  /** Slab i's base bytes (the caller's until release()); starts reading the next slabs. Slabs are taken in order. */
   take(i: number): Promise<Uint8Array> {
     const bytes = this.pending.get(i) ?? this.read(i);
     this.pending.delete(i);
-    if (i + 1 < this.slabs.length && !this.pending.has(i + 1)) {
-      const p = this.read(i + 1);
+    for (let j = i + 1; j <= i + readAhead && j < this.slabs.length; j++) {
+      if (this.pending.has(j)) continue;
+      const p = this.read(j);
       p.catch(() => undefined); // a read nobody takes (the merge failed first) must not count as unhandled
-      this.pending.set(i + 1, p);
+      this.pending.set(j, p);
     }
     return bytes;
   }
