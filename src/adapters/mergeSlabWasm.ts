@@ -6,10 +6,12 @@
 // never detached and reads and writes may target it while the kernel works on another slot.
 //
 // mora6Slab(row by row, stopping at the first row it cannot finish exactly as the JS path would):
-//   - a row whose band wraps around (padding columns) stops it, as does any base value that is Inf/NaN or -0 (a
-//     pass-through column then needs RowCodec.pass), and any band sum that is non-finite or rounds to Inf;
+//   - any base value that is Inf/NaN or -0 stops it (a pass-through column then needs RowCodec.pass), as does any
+//     band sum that is non-finite or rounds to Inf;
 //   - otherwise the band of ΔW's row (mora6Band, plus the odd last pair in scalar f64), times w0 when w0 ≠ 1, is added
 //     to the band's base values and rounded to BF16 (bf16AddRound) and stored; every other column keeps its value.
+//     The band of the padded chunk wraps around the row: its first inF − base values land at [base, inF), the rest
+//     at [0, wrap), so base values are gathered from (and results scattered to) those two runs.
 // The stopped row is untouched, so LinearRows redoes it with the JS path (which throws the exact error or rewrites
 // -0) and calls the kernel again from the next row. Same instructions as mergeWasm.ts's kernels, so the same bits.
 import { assembleModule, code, instantiate, op, type Code } from '../util/wasm';
@@ -22,17 +24,18 @@ import { moraChunks } from './mora';
 const [fnBand, fnAddRound, fnScan16] = [1, 2, 3];
 
 // mora6Slab(pS 0, n 1, o0 2, inF 3, rHat 4, produced 5, pM 6, pCos 7, pSin 8, pBand 9, pIo 10, w0 11 f64) -> rows done.
-// Locals: i 12, p 13, c 14, base 15, a 16, row 17, h 18, pairs 19, r8 20, k 21, inF32 22, hv 23 (i32);
-// m1 24, m2 25, co 26, si 27 (f64).
+// Locals: i 12, p 13, c 14, base 15, a 16, row 17, h 18, pairs 19, r8 20, k 21, inF32 22, hv 23, seg 24 (i32);
+// m1 25, m2 26, co 27, si 28 (f64).
 function mora6Slab(): Code {
   const [pS, n, o0, inF, rHat, produced, pM, pCos, pSin, pBand, pIo, w0] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const [i, p, c, base, a, row, h, pairs, r8, k, inF32, hv] = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
-  const [m1, m2, co, si] = [24, 25, 26, 27];
+  const [i, p, c, base, a, row, h, pairs, r8, k, inF32, hv, seg] = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
+  const [m1, m2, co, si] = [25, 26, 27, 28];
   const f32At = (ptr: number, index: Code) => code(op.get(ptr), index, op.i32Const(2), op.i32Shl, op.i32Add);
   const widen = (ptr: number, index: Code, to: number) => code(f32At(ptr, index), op.f32Load(0, 2), op.f64PromoteF32, op.set(to));
   const aRow = code(op.get(a), op.get(rHat), op.i32Mul); // a·r̂: the M row of this output row
   const cRow = code(op.get(c), op.get(h), op.i32Mul); // c·h: the RoPE row of this chunk
   const bandAt = code(op.get(row), op.get(base), op.i32Const(1), op.i32Shl, op.i32Add); // the band's base bytes
+  const wrapBytes = code(op.get(rHat), op.get(seg), op.i32Sub, op.i32Const(1), op.i32Shl); // 2·(r̂ − seg), often 0
   return code(
     op.get(rHat), op.i32Const(1), op.i32ShrU, op.set(h),
     op.get(h), op.i32Const(1), op.i32ShrU, op.set(pairs),
@@ -45,7 +48,8 @@ function mora6Slab(): Code {
     op.get(p), op.get(rHat), op.i32DivU, op.set(c),
     op.get(c), op.get(rHat), op.i32Mul, op.set(base),
     op.get(p), op.get(base), op.i32Sub, op.set(a),
-    op.get(base), op.get(rHat), op.i32Add, op.get(inF), op.i32GtU, op.brIf(1), // a wrapped band
+    // seg = the band's values before the wrap: min(r̂, inF − base); the other r̂ − seg go to columns [0, r̂ − seg).
+    op.get(inF), op.get(base), op.i32Sub, op.tee(seg), op.get(rHat), op.get(seg), op.get(rHat), op.i32LtU, op.select, op.set(seg),
     op.get(pS), op.get(i), op.get(inF), op.i32Mul, op.i32Const(1), op.i32Shl, op.i32Add, op.set(row),
     // Any Inf/NaN or -0 in the row: the JS path handles it.
     op.get(row), op.get(inF32), op.i32Const(0x7f80), op.call(fnScan16), op.get(inF32), op.i32LtU, op.brIf(1),
@@ -87,9 +91,11 @@ function mora6Slab(): Code {
     op.br(0), op.end, op.end,
     op.end,
     // Base band in, rounded sums out (the padding past r̂ stays 0 + 0 = 0); a bad sum leaves the row as it was.
-    op.get(pIo), bandAt, op.get(rHat), op.i32Const(1), op.i32Shl, op.memoryCopy,
+    op.get(pIo), bandAt, op.get(seg), op.i32Const(1), op.i32Shl, op.memoryCopy,
+    op.get(pIo), op.get(seg), op.i32Const(1), op.i32Shl, op.i32Add, op.get(row), wrapBytes, op.memoryCopy,
     op.get(pBand), op.get(pIo), op.get(r8), op.call(fnAddRound), op.i32Const(-1), op.i32Ne, op.brIf(1),
-    bandAt, op.get(pIo), op.get(rHat), op.i32Const(1), op.i32Shl, op.memoryCopy,
+    bandAt, op.get(pIo), op.get(seg), op.i32Const(1), op.i32Shl, op.memoryCopy,
+    op.get(row), op.get(pIo), op.get(seg), op.i32Const(1), op.i32Shl, op.i32Add, wrapBytes, op.memoryCopy,
     op.get(i), op.i32Const(1), op.i32Add, op.set(i),
     op.br(0), op.end, op.end,
     op.get(i),
@@ -109,7 +115,7 @@ function slabModule(): WebAssembly.Module {
   return (compiled ??= new WebAssembly.Module(assembleModule([
     {
       name: 'mora6Slab', params: [...Array<'i32'>(11).fill(i32), 'f64'], results: ['i32'],
-      locals: [...Array<'i32'>(12).fill(i32), 'f64', 'f64', 'f64', 'f64'], body: mora6Slab(),
+      locals: [...Array<'i32'>(13).fill(i32), 'f64', 'f64', 'f64', 'f64'], body: mora6Slab(),
     },
     { name: 'mora6Band', params: Array<'i32'>(6).fill(i32), results: [], locals: [i32, i32, i32, i32, v, v, v, v], body: mora6Band() },
     { name: 'bf16AddRound', params: [i32, i32, i32], results: ['i32'], locals: [i32, i32, v, v, v, v, v, v], body: bf16AddRound() },
