@@ -124,6 +124,8 @@ function slabModule(): WebAssembly.Module {
 }
 
 const align64 = (n: number) => Math.ceil(n / 64) * 64;
+// Largest slab memory made: 8 slots of the default 4 MB slabs need 32 MB; far larger slots mean a tensor with huge rows.
+const maxMemoryBytes = 256 << 20;
 
 /** Kernel scratch for a MoRA-6 module of r̂ over `inF` input columns: band (f32), band I/O (bf16), M and RoPE tables. */
 export function mora6ScratchBytes(rHat: number, inF: number): number {
@@ -152,9 +154,18 @@ export class SlabMemory {
   private readonly free: number[] = []; // byte offsets of free slots
   private loaded?: Mora6Rows; // whose tables are in the scratch now
 
-  /** Undefined where the merge's WASM kernels are off or unsupported (the slabs are then plain ArrayBuffers). */
+  /**
+   * Undefined where the merge's WASM kernels are off or unsupported, or the slots would be huge (a tensor whose single
+   * row is tens of MB); the slabs are then plain ArrayBuffers and take the row-at-a-time path.
+   */
   static create(slotBytes: number, slots: number, scratchBytes: number): SlabMemory | undefined {
-    return mergeWasm() ? new SlabMemory(slotBytes, slots, scratchBytes) : undefined;
+    if (!mergeWasm() || align64(scratchBytes) + slots * align64(slotBytes) > maxMemoryBytes) return undefined;
+    try {
+      return new SlabMemory(slotBytes, slots, scratchBytes);
+    } catch (err) {
+      if (err instanceof RangeError) return undefined; // the engine could not reserve the memory: plain buffers
+      throw err;
+    }
   }
 
   private constructor(private readonly slotBytes: number, slots: number, private readonly scratchBytes: number) {

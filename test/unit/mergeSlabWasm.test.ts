@@ -115,6 +115,7 @@ test('SlabMemory: fixed slots that are never detached, refused bytes and tables 
     assert.equal(memory.release(a.subarray(0, 10)), true);
     assert.equal(memory.acquire()!.byteOffset, a.byteOffset);
     assert.equal(a.buffer.byteLength > 0, true, 'still attached');
+    assert.equal(SlabMemory.create(64 << 20, 8, 4096), undefined, 'no 512 MB of slots: plain buffers instead');
     setMergeWasm(false);
     assert.equal(SlabMemory.create(1000, 2, 4096), undefined, 'no memory without the kernels');
   } finally {
