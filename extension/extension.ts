@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { registerExtractCommand } from './extractCommand';
 import { registerMergeCommand } from './mergeCommand';
 import { registerModelTree } from './modelTree';
 import { initMoraJsonLocation } from './moraJsonFile';
@@ -19,6 +20,7 @@ export function activate(context: vscode.ExtensionContext): void {
     registerRunsView(context),
     registerTrainingStatus(context),
     registerMergeCommand(context),
+    registerExtractCommand(context),
     registerSpectrumPanel(context),
   );
 }

@@ -2,6 +2,7 @@ import type { Command } from './command';
 import { makeTinyModelCommand } from './makeTinyModel';
 import { inspectCommand } from './inspect';
 import { mergeCommand } from './merge';
+import { extractCommand } from './extract';
 import { spectrumCommand } from './spectrum';
 import { trainCommand } from './train';
 import { evalUuidCommand } from './evalUuid';
@@ -14,6 +15,7 @@ export const commands: Command[] = [
   inspectCommand,
   treeCommand,
   mergeCommand,
+  extractCommand,
   spectrumCommand,
   trainCommand,
   evalUuidCommand,

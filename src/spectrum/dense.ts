@@ -106,5 +106,8 @@ export function randomizedSvd(a: ArrayLike<number>, m: number, n: number, k: num
 /** ΔW = W_finetuned − W_base in float64. */
 export function difference(ft: ArrayLike<number>, base: ArrayLike<number>): Float64Array {
   if (ft.length !== base.length) throw new RangeError(`difference: ${ft.length} vs ${base.length} values`);
-  return Float64Array.from({ length: ft.length }, (_, i) => ft[i] - base[i]);
+  // A plain loop: Float64Array.from with a map callback ran ~10x slower (23 of 38 s of a 1 GB extraction).
+  const out = new Float64Array(ft.length);
+  for (let i = 0; i < ft.length; i++) out[i] = ft[i] - base[i];
+  return out;
 }

@@ -8,6 +8,7 @@ import './fixtures.it';
 import './modelTree.it';
 import './train.it';
 import './merge.it';
+import './extract.it';
 import './spectrum.it';
 import './badInput.it';
 
