@@ -4,24 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { makeTinyModel } from '../../src/model/tinyModel';
-import { main } from '../../src/cli/main';
-
-/** Runs the CLI in-process and captures what it writes. */
-async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(argv);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
-}
+import { runCli } from './cliTestUtil';
 
 test('mora tree: r̂ and trainable parameters of a selection, from headers only', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'mora-tree-'));

@@ -4,29 +4,13 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { readAdapter } from '../../src/adapters';
-import { main } from '../../src/cli/main';
 import { ModelWeights } from '../../src/safetensors';
 import { exists, tempDir, writeBase, type TensorSpec } from './mergeTestUtil';
+import { runCli as cli } from './cliTestUtil';
 
 const Q = 'model.layers.0.self_attn.q_proj';
 const V = 'model.layers.0.self_attn.v_proj';
 const seq = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
-
-/** Runs the CLI in-process and captures what it prints. */
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
 
 /** q_proj [6, 8] gets a rank-1 update 0.5·u·vᵀ, v_proj [4, 8] none (it is "unchanged"). */
 async function setup() {

@@ -3,27 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { main } from '../../src/cli/main';
 import { parseAdapterSpec } from '../../src/cli/merge';
 import { exists, loraModule, readAll, tempDir, tempLeftovers, writeBase, writeTestAdapter } from './mergeTestUtil';
+import { runCli as cli } from './cliTestUtil';
 
 const P = 'model.layers.0.mlp.proj';
-
-/** Runs the CLI in-process and captures what it prints. */
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
 
 async function setup() {
   const root = await tempDir();

@@ -12,15 +12,7 @@ import { fusedScratchBytes, mora6ScratchBytes, SlabMemory } from '../../src/adap
 import { setMergeWasm } from '../../src/adapters/mergeWasm';
 import { float32ToBytes } from '../../src/safetensors';
 import { Rng } from '../../src/util/rng';
-
-const message = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return 'no error';
-};
+import { message } from './cliTestUtil';
 
 function mora6Source(rng: Rng, outF: number, inF: number, weight: number): MergeSource {
   const r = 2;

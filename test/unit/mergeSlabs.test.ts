@@ -9,15 +9,7 @@ import { setMergeWasm } from '../../src/adapters/mergeWasm';
 import { float32ToBytes } from '../../src/safetensors';
 import { Rng } from '../../src/util/rng';
 import { projSource } from './mergeTestUtil';
-
-const message = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return 'no error';
-};
+import { message } from './cliTestUtil';
 
 test('LinearRows over row ranges equals mergeTensorBytes: LoRA, MoRA 1/6, weights, several adapters, bad values', () => {
   const rng = new Rng(77);

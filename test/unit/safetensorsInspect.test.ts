@@ -3,23 +3,8 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main } from '../../src/cli/main';
 import { writeSafetensors } from '../../src/safetensors';
-
-// Runs the CLI in-process and captures what it prints.
-async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const [ow, ew] = [process.stdout.write, process.stderr.write];
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-}
+import { runCli } from './cliTestUtil';
 
 test('mora inspect prints tensors, counts, parameters and metadata', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mora-insp-'));
