@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from './command';
 import { numberFlag, parseFlags, requireFlag, UsageError } from './command';
+import { runAbortable } from './longJob';
 import { extractAdapter, type AdapterDtype, type ExtractProgress, type ExtractResult } from '../adapters/extract';
 import type { ExtractMethod, ExtractTargets } from '../adapters/extractPlan';
 
@@ -29,26 +30,7 @@ flags:
 
 const dtypes: Record<string, AdapterDtype> = { f32: 'F32', bf16: 'BF16', f16: 'F16' };
 
-/** Progress lines on stderr, at most 4 a second on a terminal (rewritten in place) and 1 a second otherwise. */
-function progressPrinter(): { update(p: ExtractProgress): void; end(): void } {
-  const tty = process.stderr.isTTY === true;
-  const interval = tty ? 250 : 1000;
-  let last = 0;
-  let shown = false;
-  return {
-    update(p) {
-      const now = Date.now();
-      if (now - last < interval && p.done < p.total) return;
-      last = now;
-      shown = true;
-      const line = `extract: ${p.done}/${p.total} tensors (${p.module})`;
-      process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
-    },
-    end() {
-      if (tty && shown) process.stderr.write('\n');
-    },
-  };
-}
+const progressLine = (p: ExtractProgress) => `extract: ${p.done}/${p.total} tensors (${p.module})`;
 
 /** The per-module table and the summary line. */
 export function formatExtractResult(res: ExtractResult, tunedLabel: string): string {
@@ -100,23 +82,10 @@ export const extractCommand: Command = {
     const targetModules: ExtractTargets = list.length === 1 && list[0] === 'all-linear' ? 'all-linear' : list;
 
     // Ctrl-C aborts cleanly between tensors: nothing is written and the exit code is 2.
-    const ac = new AbortController();
-    const onSigint = () => ac.abort();
-    process.once('SIGINT', onSigint);
-    const progress = values.quiet ? undefined : progressPrinter();
-    try {
-      const res = await extractAdapter({
-        base, tuned, out, method, r, moraType, targetModules, dtype, force: values.force === true, signal: ac.signal,
-        onProgress: progress?.update,
-      });
-      progress?.end();
-      process.stdout.write(formatExtractResult(res, tuned));
-      return 0;
-    } catch (err) {
-      progress?.end();
-      throw err;
-    } finally {
-      process.off('SIGINT', onSigint);
-    }
+    const res = await runAbortable(values.quiet, progressLine, (signal, onProgress) =>
+      extractAdapter({ base, tuned, out, method, r, moraType, targetModules, dtype, force: values.force === true, signal, onProgress }),
+    );
+    process.stdout.write(formatExtractResult(res, tuned));
+    return 0;
   },
 };

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from './command';
 import { numberFlag, parseFlags, requireFlag, UsageError } from './command';
+import { runAbortable } from './longJob';
 import { mergeAdapters, type MergeAdapterSpec, type MergeProgress } from '../adapters/merge';
 import { defaultOutputDir, DEFAULT_OUTPUT_PATTERN } from '../adapters/mergeFiles';
 import type { MergeMethod, OutputDtype } from '../adapters/mergePlan';
@@ -38,27 +39,8 @@ export function parseAdapterSpec(spec: string): MergeAdapterSpec {
 
 const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
 
-/** Progress lines on stderr, at most 4 a second on a terminal (rewritten in place) and 1 a second otherwise. */
-function progressPrinter(): { update(p: MergeProgress): void; end(): void } {
-  const tty = process.stderr.isTTY === true;
-  const interval = tty ? 250 : 1000;
-  let last = 0;
-  let shown = false;
-  const line = (p: MergeProgress) =>
-    `merge: ${p.done}/${p.total} tensors, ${gb(p.bytesDone)} / ${gb(p.bytesTotal)}${p.merged ? ` (merged ${p.tensor})` : ''}`;
-  return {
-    update(p) {
-      const now = Date.now();
-      if (now - last < interval && p.done < p.total) return;
-      last = now;
-      shown = true;
-      process.stderr.write(tty ? `\r\x1b[K${line(p)}` : `${line(p)}\n`);
-    },
-    end() {
-      if (tty && shown) process.stderr.write('\n');
-    },
-  };
-}
+const progressLine = (p: MergeProgress) =>
+  `merge: ${p.done}/${p.total} tensors, ${gb(p.bytesDone)} / ${gb(p.bytesTotal)}${p.merged ? ` (merged ${p.tensor})` : ''}`;
 
 export const mergeCommand: Command = {
   name: 'merge',
@@ -87,27 +69,14 @@ export const mergeCommand: Command = {
     const out = values.out ?? defaultOutputDir(base, adapters.map((a) => a.dir));
 
     // Ctrl-C aborts the merge cleanly: the temp folder is removed and the exit code is 2.
-    const ac = new AbortController();
-    const onSigint = () => ac.abort();
-    process.once('SIGINT', onSigint);
-    const progress = values.quiet ? undefined : progressPrinter();
-    try {
-      const res = await mergeAdapters({
-        base, adapters, out, method, density, dtype, force: values.force === true, signal: ac.signal,
-        onProgress: progress?.update,
-      });
-      progress?.end();
-      process.stdout.write(
-        `merged ${adapters.length} adapter${adapters.length > 1 ? 's' : ''} into ${path.relative(process.cwd(), res.out) || res.out}: ` +
-          `${res.mergedTensors}/${res.tensors} tensors changed, ${res.shards.length} shard${res.shards.length > 1 ? 's' : ''}, ` +
-          `${gb(res.bytes)} in ${res.seconds.toFixed(1)} s\n`,
-      );
-      return 0;
-    } catch (err) {
-      progress?.end();
-      throw err;
-    } finally {
-      process.off('SIGINT', onSigint);
-    }
+    const res = await runAbortable(values.quiet, progressLine, (signal, onProgress) =>
+      mergeAdapters({ base, adapters, out, method, density, dtype, force: values.force === true, signal, onProgress }),
+    );
+    process.stdout.write(
+      `merged ${adapters.length} adapter${adapters.length > 1 ? 's' : ''} into ${path.relative(process.cwd(), res.out) || res.out}: ` +
+        `${res.mergedTensors}/${res.tensors} tensors changed, ${res.shards.length} shard${res.shards.length > 1 ? 's' : ''}, ` +
+        `${gb(res.bytes)} in ${res.seconds.toFixed(1)} s\n`,
+    );
+    return 0;
   },
 };
