@@ -1,4 +1,5 @@
-// One build for every entry point: the extension host bundle, the CLI, the trainer child process and each webview.
+// One build for every entry point: the extension host bundle, the CLI, the child processes (trainer, spectrum and
+// extract workers) and each webview.
 // Usage: node esbuild.mjs [--watch] [--production]
 import * as esbuild from 'esbuild';
 import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -35,6 +36,7 @@ const builds = [
   { ...nodeCommon, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } },
   { ...nodeCommon, entryPoints: { trainer: 'src/trainer/main.ts' }, outdir: 'dist' },
   { ...nodeCommon, entryPoints: { spectrumWorker: 'src/spectrum/worker.ts' }, outdir: 'dist' },
+  { ...nodeCommon, entryPoints: { extractWorker: 'src/adapters/extractWorker.ts' }, outdir: 'dist' },
   { ...nodeCommon, entryPoints: { spectrumKernelWorker: 'src/spectrum/parallelKernelWorker.ts' }, outdir: 'dist' },
   {
     ...common,

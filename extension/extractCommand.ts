@@ -1,15 +1,17 @@
 // "MoRA: Extract Adapter from Fine-Tuned Model" (palette): the ΔW between a base model and its fine-tuned or merged
 // version, written as a LoRA or MoRA adapter next to the tuned folder. Accepts (uri, options) so tests can drive it
-// without any UI; the extraction itself is src/adapters/extract.ts and runs, like the merge, under a cancellable
-// progress notification in the extension host, yielding between tensors.
+// without any UI. The extraction itself (src/adapters/extract.ts) runs in a child process (dist/extractWorker.js,
+// extractWorkerClient.ts) under a cancellable progress notification: a LoRA fit is seconds of synchronous linear
+// algebra per tensor, which would freeze the extension host.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { extractAdapter, type AdapterDtype, type ExtractResult } from '../src/adapters/extract';
+import type { AdapterDtype, ExtractResult } from '../src/adapters/extract';
 import { ExtractError } from '../src/adapters/extractError';
 import type { ExtractMethod, ExtractTargets } from '../src/adapters/extractPlan';
 import type { MoraType } from '../src/adapters/mora';
 import { toFsPath, withErrorReport } from './args';
+import { runExtractWorker } from './extractWorkerClient';
 
 /** What tests (or other commands) may pass instead of answering prompts. */
 export interface ExtractCommandOptions {
@@ -67,30 +69,26 @@ export function defaultExtractOut(tuned: string, method: ExtractMethod, r: numbe
   return path.join(path.dirname(dir), `${path.basename(dir).replace(/\.safetensors$/, '')}-${tag}-r${r}`);
 }
 
-async function runWithProgress(o: Required<Pick<ExtractCommandOptions, 'base' | 'tuned' | 'out' | 'method' | 'r'>> & ExtractCommandOptions): Promise<ExtractResult> {
+async function runWithProgress(
+  ctx: vscode.ExtensionContext,
+  o: Required<Pick<ExtractCommandOptions, 'base' | 'tuned' | 'out' | 'method' | 'r'>> & ExtractCommandOptions,
+): Promise<ExtractResult> {
+  const script = vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'extractWorker.js').fsPath;
   return vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `MoRA: extracting ${path.basename(o.tuned)} − ${path.basename(o.base)}`, cancellable: true },
     async (progress, token) => {
-      const ac = new AbortController();
-      const sub = token.onCancellationRequested(() => ac.abort());
-      let last = 0;
       let reported = 0;
-      try {
-        return await extractAdapter({
-          base: o.base, tuned: o.tuned, out: o.out, method: o.method, r: o.r, moraType: o.moraType, targetModules: o.targets,
-          dtype: o.dtype, force: o.force, signal: ac.signal,
-          onProgress: (p) => {
-            const now = Date.now();
-            if (now - last < 250 && p.done < p.total) return;
-            last = now;
-            const pct = (100 * p.done) / Math.max(1, p.total);
-            progress.report({ increment: pct - reported, message: `${p.done}/${p.total} tensors · ${p.module}` });
-            reported = pct;
-          },
-        });
-      } finally {
-        sub.dispose();
-      }
+      // The worker sends at most 4 progress messages a second (and always the last one).
+      return runExtractWorker(
+        script,
+        { base: o.base, tuned: o.tuned, out: o.out, method: o.method, r: o.r, moraType: o.moraType, targets: o.targets, dtype: o.dtype, force: o.force },
+        token,
+        (p) => {
+          const pct = (100 * p.done) / Math.max(1, p.total);
+          progress.report({ increment: pct - reported, message: `${p.done}/${p.total} tensors · ${p.module}` });
+          reported = pct;
+        },
+      );
     },
   );
 }
@@ -126,7 +124,7 @@ async function extractWith(ctx: vscode.ExtensionContext, uri: unknown, opts: Ext
     if (answer !== 'Replace') return undefined;
     force = true;
   }
-  const res = await runWithProgress({ ...opts, base, tuned, out, method, r, moraType, force });
+  const res = await runWithProgress(ctx, { ...opts, base, tuned, out, method, r, moraType, force });
   const open = 'Open adapter_config.json';
   void vscode.window
     .showInformationMessage(

@@ -2,14 +2,16 @@
 // approximation, extractLora.ts) or MoRA types 1 and 6 (least-squares M, extractMora.ts).
 //
 // Everything that can be checked from the headers is checked before a tensor is read (extractPlan.ts). Then one
-// target at a time: both tensors are read, ΔW is formed in float64 from the stored values, fitted, and dropped; only
-// the small factors stay in memory. The adapter folder is written at the end, atomically, or not at all.
+// target at a time: both tensors are read, ΔW is formed in float64 from the stored values (extractDelta.ts, into one
+// buffer sized for the largest target and reused, so no 8-byte-per-element array is allocated per tensor), fitted,
+// and only the small factors stay in memory. The adapter folder is written at the end, atomically, or not at all.
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { bytesToFloat32, float32ToBytes, LITTLE_ENDIAN, ModelWeights } from '../safetensors';
-import { difference, frobeniusNorm } from '../spectrum/dense';
+import { bytesToFloat32, float32ToBytes, ModelWeights } from '../safetensors';
+import { frobeniusNorm } from '../spectrum/dense';
 import { transpose } from '../spectrum/linalg';
 import type { AdapterModule } from './deltaWeight';
+import { storeValues, subtractValues } from './extractDelta';
 import { ExtractError } from './extractError';
 import { loraFit, loraResidual, type LoraFitOptions } from './extractLora';
 import { moraFit, moraResidual } from './extractMora';
@@ -78,15 +80,6 @@ async function openModel(which: string, dir: string): Promise<ModelWeights> {
   }
 }
 
-/** The stored values, exactly: F64 as float64, every narrower float type decodes exactly into float32. */
-async function readValues(w: ModelWeights, name: string): Promise<Float32Array | Float64Array> {
-  if (w.info(name).dtype !== 'F64') return w.readFloat32(name);
-  const bytes = await w.readBytes(name);
-  if (LITTLE_ENDIAN) return new Float64Array(bytes.slice().buffer);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return Float64Array.from({ length: bytes.length / 8 }, (_, i) => view.getFloat64(i * 8, true));
-}
-
 /** The values the adapter file will hold: rounded through the storage dtype, refused if that overflows. */
 function stored(x: Float32Array, dtype: AdapterDtype, where: string): Float32Array {
   const y = dtype === 'F32' ? x : bytesToFloat32(float32ToBytes(x, dtype), dtype);
@@ -96,13 +89,19 @@ function stored(x: Float32Array, dtype: AdapterDtype, where: string): Float32Arr
   return y;
 }
 
-/** ΔW [out, in] in float64 (Conv1D weights are stored [in, out] and transposed here). */
-async function deltaOf(base: ModelWeights, tuned: ModelWeights, t: ExtractTarget): Promise<Float64Array> {
-  const d = difference(await readValues(tuned, t.name), await readValues(base, t.name));
-  for (let i = 0; i < d.length; i++) {
-    if (!Number.isFinite(d[i])) throw new ExtractError('NonFinite', `${t.name}: ΔW has a non-finite value at index ${i}`);
-  }
-  return t.fanInFanOut ? transpose(d, t.inF, t.outF) : d;
+/**
+ * ΔW [out, in] in float64 (Conv1D weights are stored [in, out] and transposed here) in `scratch` (at least out·in
+ * long; valid until the next call), and ‖ΔW‖_F. One model's stored bytes are read at a time.
+ */
+async function deltaOf(base: ModelWeights, tuned: ModelWeights, t: ExtractTarget, scratch: Float64Array): Promise<{ dW: Float64Array; norm: number }> {
+  const d = scratch.subarray(0, t.outF * t.inF);
+  storeValues(d, await tuned.readBytes(t.name), tuned.info(t.name).dtype);
+  const { sumSq, firstNonFinite } = subtractValues(d, await base.readBytes(t.name), base.info(t.name).dtype);
+  if (firstNonFinite >= 0) throw new ExtractError('NonFinite', `${t.name}: ΔW has a non-finite value at index ${firstNonFinite}`);
+  if (!t.fanInFanOut) return { dW: d, norm: Math.sqrt(sumSq) };
+  // The transposed copy's norm is summed in its own order, as it always was.
+  const dW = transpose(d, t.inF, t.outF);
+  return { dW, norm: frobeniusNorm(dW) };
 }
 
 /** Fits one module; returns its adapter tensors (as stored) and the residual of the stored fit. */
@@ -160,10 +159,10 @@ export async function extractAdapter(opts: ExtractOptions): Promise<ExtractResul
       const plan = planExtract(base, tuned, { method, r, moraType, targets });
       const modules: ExtractedModule[] = [];
       const written: AdapterModule[] = [];
+      const scratch = new Float64Array(Math.max(...plan.map((t) => t.outF * t.inF)));
       for (const [i, t] of plan.entries()) {
         cancelled();
-        const dW = await deltaOf(base, tuned, t);
-        const deltaNorm = frobeniusNorm(dW);
+        const { dW, norm: deltaNorm } = await deltaOf(base, tuned, t, scratch);
         const info = { path: t.path, outF: t.outF, inF: t.inF, rank: t.rank, deltaNorm };
         if (deltaNorm === 0) {
           modules.push({ ...info, residual: 0, relError: 0, unchanged: true });

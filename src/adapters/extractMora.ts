@@ -128,13 +128,22 @@ export function moraFit(dW: Float64Array, inF: number, outF: number, rHat: numbe
   return type === 1 ? fitSharing(dW, inF, outF, rHat) : fitRope(dW, inF, outF, rHat);
 }
 
-/** ‖ΔW − ΔW(M)‖_F for M as stored (float32 after the adapter dtype's rounding), through the forward code itself. */
+/**
+ * ‖ΔW − ΔW(M)‖_F for M as stored (float32 after the adapter dtype's rounding), through the forward code itself. Rows
+ * at and past `produced` (r̂ for type 1, chunks·r̂ for type 6) repeat the first ones (tiling), so only those are formed
+ * and the sum reads row o % produced for row o: the same values in the same order as with the full ΔW(M).
+ */
 export function moraResidual(dW: Float64Array, M: Float32Array, rHat: number, inF: number, outF: number, type: MoraType): number {
-  const fit = moraDeltaW(M, rHat, inF, outF, type);
+  const produced = type === 1 ? rHat : moraChunks(inF, rHat) * rHat;
+  const fit = moraDeltaW(M, rHat, inF, Math.min(outF, produced), type);
   let sum = 0;
-  for (let i = 0; i < fit.length; i++) {
-    const d = dW[i] - fit[i];
-    sum += d * d;
+  for (let o = 0; o < outF; o++) {
+    const wo = o * inF;
+    const fo = (o % produced) * inF;
+    for (let i = 0; i < inF; i++) {
+      const d = dW[wo + i] - fit[fo + i];
+      sum += d * d;
+    }
   }
   return Math.sqrt(sum);
 }

@@ -3,8 +3,10 @@
 // a-posteriori error bound, and the exact Frobenius norm.
 
 import { checkShape } from './linalg';
-import { qr, svdJacobi } from './factor';
+import { svdJacobi } from './factor';
 import { mulberry, randn } from './random';
+import { mulSkinny, mulSkinnyT, type DenseInput } from './skinnyProducts';
+import { thinQr } from './thinQr';
 
 export interface RandomizedOptions {
   /** Extra sketch columns beyond k (default 10). */
@@ -29,38 +31,6 @@ export interface TopSvd {
   residual: number;
 }
 
-/** Y = A·X: [m, n] x [n, l] -> [m, l]. */
-function mul(a: ArrayLike<number>, m: number, n: number, x: Float64Array, l: number): Float64Array {
-  const y = new Float64Array(m * l);
-  for (let i = 0; i < m; i++) {
-    const yo = i * l;
-    const ao = i * n;
-    for (let j = 0; j < n; j++) {
-      const aij = a[ao + j];
-      if (aij === 0) continue;
-      const xo = j * l;
-      for (let t = 0; t < l; t++) y[yo + t] += aij * x[xo + t];
-    }
-  }
-  return y;
-}
-
-/** Z = Aᵀ·Y: [m, n]ᵀ x [m, l] -> [n, l]. */
-function mulT(a: ArrayLike<number>, m: number, n: number, y: Float64Array, l: number): Float64Array {
-  const z = new Float64Array(n * l);
-  for (let i = 0; i < m; i++) {
-    const yo = i * l;
-    const ao = i * n;
-    for (let j = 0; j < n; j++) {
-      const aij = a[ao + j];
-      if (aij === 0) continue;
-      const zo = j * l;
-      for (let t = 0; t < l; t++) z[zo + t] += aij * y[yo + t];
-    }
-  }
-  return z;
-}
-
 export function frobeniusNorm(a: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * a[i];
@@ -75,30 +45,36 @@ export function randomizedSvd(a: ArrayLike<number>, m: number, n: number, k: num
   const l = Math.min(p, k + (opts.oversample ?? 10));
   const rnd = mulberry(opts.seed ?? 1);
   const omega = Float64Array.from({ length: n * l }, () => randn(rnd));
+  // The products read A tile by tile through the 4×4 kernel (skinnyProducts.ts: WASM SIMD or JS, bit-identical);
+  // other array types are copied once.
+  const dense: DenseInput = a instanceof Float64Array || a instanceof Float32Array ? a : Float64Array.from(a);
   // Q spans range(A (AᵀA)^q Ω); re-orthonormalising after every product keeps small directions from washing out.
-  let q = qr(mul(a, m, n, omega, l), m, l).q!;
+  let q = thinQr(mulSkinny(dense, m, n, omega, l), m, l).q;
   for (let it = 0; it < (opts.powerIters ?? 3); it++) {
-    const z = qr(mulT(a, m, n, q, l), n, l).q!;
-    q = qr(mul(a, m, n, z, l), m, l).q!;
+    const z = thinQr(mulSkinnyT(dense, m, n, q, l), n, l).q;
+    q = thinQr(mulSkinny(dense, m, n, z, l), m, l).q;
   }
-  // Bᵀ = AᵀQ [n, l]; its SVD Bᵀ = V Σ Uᵦᵀ gives A ≈ Q Uᵦ Σ Vᵀ.
-  const bt = mulT(a, m, n, q, l);
-  const svd = svdJacobi(bt, n, l);
-  const frob = frobeniusNorm(a);
+  // Bᵀ = AᵀQ [n, l]; its SVD Bᵀ = V Σ Uᵦᵀ gives A ≈ Q Uᵦ Σ Vᵀ. The SVD goes through Bᵀ = Q_b·R_b and the Jacobi SVD
+  // of the small R_b = U_R Σ Uᵦᵀ (so V = Q_b·U_R): Jacobi on the tall Bᵀ itself costs sweeps·n·l² instead of n·l².
+  const bt = mulSkinnyT(dense, m, n, q, l);
+  const { q: qb, r: rb } = thinQr(bt, n, l);
+  const svd = svdJacobi(rb, l, l);
+  const frob = frobeniusNorm(dense);
   const captured = frobeniusNorm(bt);
   const residual = Math.sqrt(Math.max(0, frob * frob - captured * captured));
   const s = svd.s.slice(0, k);
+  // U = Q·Uᵦ [m, k], where Uᵦ is the right factor of R_b's SVD (svd.v, [l, l]); V = Q_b·U_R [n, k] (svd.u, [l, l]).
   const u = new Float64Array(m * k);
-  // U = Q·Uᵦ, where Uᵦ is the right factor of Bᵀ's SVD (svd.v, [l, l]).
-  for (let i = 0; i < m; i++) {
-    for (let t = 0; t < l; t++) {
-      const qit = q[i * l + t];
-      if (qit === 0) continue;
-      for (let c = 0; c < k; c++) u[i * k + c] += qit * svd.v[t * l + c];
+  const v = new Float64Array(n * k);
+  for (const [dst, src, rows, f] of [[u, q, m, svd.v], [v, qb, n, svd.u]] as const) {
+    for (let i = 0; i < rows; i++) {
+      for (let t = 0; t < l; t++) {
+        const x = src[i * l + t];
+        if (x === 0) continue;
+        for (let c = 0; c < k; c++) dst[i * k + c] += x * f[t * l + c];
+      }
     }
   }
-  const v = new Float64Array(n * k);
-  for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) v[j * k + c] = svd.u[j * l + c];
   const upper = Float64Array.from(s, (x) => Math.sqrt(x * x + residual * residual));
   return { s, upper, u, v, k, frobenius: frob, residual };
 }

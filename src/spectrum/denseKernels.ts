@@ -7,7 +7,7 @@
 // views of the previous one (the arena is reset and may grow), so a reduction takes all its buffers in one call.
 
 import { WasmArena, instantiate, wasmSimdSupported } from '../util/wasm';
-import { gemmSubtract } from './gemmKernel';
+import { gemmStridedSubtract, gemmSubtract } from './gemmKernel';
 import { denseKernelModule, type WasmDenseExports } from './wasmKernels';
 
 export interface DenseKernels {
@@ -29,12 +29,15 @@ export interface DenseKernels {
   corr(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, t1: Float64Array, t2: Float64Array, out: Float64Array, oo: number, os: number, scale: number): void;
   /** t1[p] += Σ_r A[ao + r·lda + p]·v[r], t2[p] += Σ_r X[xo + r·ldx + p]·v[r] for p < 8, r in [r0, r1) in order. */
   colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array): void;
+  /** C −= Ā·B̄ with Ā read in place through strides and B̄ᵀ packed (see gemmStridedSubtract); cols % 4 == 0. */
+  gemmStrided(c: Float64Array, c0: number, ldc: number, rows: number, cols: number, k: number, a: Float64Array, a0: number, ablk: number, ars: number, acs: number, pb: Float64Array): void;
 }
 
 export const jsKernels: DenseKernels = {
   name: 'js',
   buffers: (lengths) => lengths.map((n) => new Float64Array(n)),
   gemmSub: gemmSubtract,
+  gemmStrided: gemmStridedSubtract,
   atv(a, lda, r0, r1, c0, c1, v, acc) {
     let r = r0;
     for (; r + 3 < r1; r += 4) {
@@ -218,6 +221,14 @@ class WasmKernels implements DenseKernels {
 
   colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array): void {
     if (r1 > r0) this.ex.colsT(this.at(a, ao), lda * 8, this.at(x, xo), ldx * 8, r0, r1, this.at(v), this.at(t1), this.at(t2));
+  }
+
+  gemmStrided(c: Float64Array, c0: number, ldc: number, rows: number, cols: number, k: number, a: Float64Array, a0: number, ablk: number, ars: number, acs: number, pb: Float64Array): void {
+    if (cols % 4 !== 0) throw new RangeError(`gemmStrided: cols ${cols} is not a multiple of 4`);
+    const nrb = rows >> 2;
+    if (nrb > 0 && cols > 0 && k > 0) this.ex.gemmStrided(this.at(c, c0), ldc * 8, nrb, cols >> 2, k, this.at(a, a0), ablk * 8, ars * 8, acs * 8, this.at(pb));
+    // A partial last row block in JS (identical arithmetic).
+    if (rows > nrb * 4) gemmStridedSubtract(c, c0 + nrb * 4 * ldc, ldc, rows - nrb * 4, cols, k, a, a0 + nrb * ablk, ablk, ars, acs, pb);
   }
 }
 

@@ -121,6 +121,10 @@ export function svdJacobi(a: ArrayLike<number>, m: number, n: number, maxSweeps 
   const g = transpose(a, m, n);
   const vt = new Float64Array(n * n);
   for (let j = 0; j < n; j++) vt[j * n + j] = 1;
+  // Columns count as orthogonal at |x·y| ≤ √m·ε·‖x‖‖y‖ (LAPACK dgesvj's tolerance): the computed dot product of two
+  // long columns carries rounding noise of about that size, so a bare ε·‖x‖‖y‖ is never reached when singular values
+  // cluster (a flat spectrum, e.g. the ΔW of a bf16 merge): rotations then churn at 1–3 ε and never converge.
+  const tol = Math.sqrt(m) * EPS;
   let converged = false;
   for (let sweep = 0; sweep < maxSweeps && !converged; sweep++) {
     converged = true;
@@ -138,7 +142,7 @@ export function svdJacobi(a: ArrayLike<number>, m: number, n: number, maxSweeps 
           beta += y * y;
           gamma += x * y;
         }
-        if (gamma === 0 || Math.abs(gamma) <= EPS * Math.sqrt(alpha * beta)) continue;
+        if (gamma === 0 || Math.abs(gamma) <= tol * Math.sqrt(alpha * beta)) continue;
         converged = false;
         // Rotation that makes columns i and j orthogonal (Rutishauser's formulation, the smaller angle).
         const zeta = (beta - alpha) / (2 * gamma);

@@ -94,3 +94,60 @@ export function gemmSubtract(
     }
   }
 }
+
+/**
+ * The same update with Ā read in place instead of packed: Ā(i, p) = a[a0 + (i >> 2)·ablk + (i & 3)·ars + p·acs],
+ * so a row-major tile serves as Ā (ablk = 4·ld, ars = ld, acs = 1) and so does its transpose (ablk = 4, ars = 1,
+ * acs = ld) — the skinny products of randomized SVD (skinnyProducts.ts) need no packing of the big operand. B̄ᵀ is
+ * packed as for gemmSubtract. Rows of a partial last block are not read; cols must be a multiple of 4.
+ */
+export function gemmStridedSubtract(
+  c: Float64Array,
+  c0: number,
+  ldc: number,
+  rows: number,
+  cols: number,
+  k: number,
+  a: Float64Array,
+  a0: number,
+  ablk: number,
+  ars: number,
+  acs: number,
+  pb: Float64Array,
+): void {
+  if (cols % 4 !== 0) throw new RangeError(`gemmStridedSubtract: cols ${cols} is not a multiple of 4`);
+  const rBlocks = Math.ceil(rows / 4);
+  for (let rb = 0; rb < rBlocks; rb++) {
+    const i0 = rb * 4;
+    const n = Math.min(4, rows - i0);
+    const r0 = a0 + rb * ablk;
+    // A missing row reads row 0 again and is then not written back: the same work, no out-of-range reads.
+    const r1 = n > 1 ? r0 + ars : r0;
+    const r2 = n > 2 ? r0 + 2 * ars : r0;
+    const r3 = n > 3 ? r0 + 3 * ars : r0;
+    for (let j0 = 0; j0 < cols; j0 += 4) {
+      let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+      let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+      let bo = j0 * k;
+      for (let p = 0, ap = 0; p < k; p++, ap += acs, bo += 4) {
+        const a0v = a[r0 + ap], a1 = a[r1 + ap], a2 = a[r2 + ap], a3 = a[r3 + ap];
+        const b0 = pb[bo], b1 = pb[bo + 1], b2 = pb[bo + 2], b3 = pb[bo + 3];
+        c00 += a0v * b0; c01 += a0v * b1; c02 += a0v * b2; c03 += a0v * b3;
+        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+      }
+      let o = c0 + i0 * ldc + j0;
+      c[o] -= c00; c[o + 1] -= c01; c[o + 2] -= c02; c[o + 3] -= c03;
+      if (n < 2) continue;
+      o += ldc;
+      c[o] -= c10; c[o + 1] -= c11; c[o + 2] -= c12; c[o + 3] -= c13;
+      if (n < 3) continue;
+      o += ldc;
+      c[o] -= c20; c[o + 1] -= c21; c[o + 2] -= c22; c[o + 3] -= c23;
+      if (n < 4) continue;
+      o += ldc;
+      c[o] -= c30; c[o + 1] -= c31; c[o + 2] -= c32; c[o + 3] -= c33;
+    }
+  }
+}

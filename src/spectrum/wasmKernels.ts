@@ -5,6 +5,7 @@
 // the arithmetic. Pointers are byte offsets into the arena memory; row strides are in bytes.
 
 import { assembleModule, code, op, type Code, type WasmFunction } from '../util/wasm';
+import { gemmStridedFn } from './wasmGemmStrided';
 
 const { get, set } = op;
 const c32 = (v: number): Code => op.i32Const(v);
@@ -243,11 +244,12 @@ export interface WasmDenseExports {
   symv(a: number, lda8: number, c0: number, n: number, v: number, acc: number): void;
   corr(a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, t1: number, t2: number, out: number, os8: number, scale: number): void;
   colsT(a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, v: number, t1: number, t2: number): void;
+  gemmStrided(c: number, ldc8: number, nrb: number, ncb: number, k: number, a: number, ablk8: number, ars8: number, acs8: number, pb: number): void;
 }
 
 /** The module bytes (assembled once per process by the caller). */
 export function denseKernelModule(): Uint8Array<ArrayBuffer> {
-  return assembleModule([gemmFn(), atvFn(), avFn(), symvFn(), corrFn(), colsTFn()]);
+  return assembleModule([gemmFn(), atvFn(), avFn(), symvFn(), corrFn(), colsTFn(), gemmStridedFn()]);
 }
 
 /**
