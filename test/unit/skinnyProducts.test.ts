@@ -12,25 +12,7 @@ import { packStrided } from '../../src/spectrum/gemmKernel';
 import { singularValues } from '../../src/spectrum/linalg';
 import { mulberry, randn } from '../../src/spectrum/random';
 import { mulSkinny, mulSkinnyT } from '../../src/spectrum/skinnyProducts';
-
-function gaussian(n: number, seed: number): Float64Array {
-  const rnd = mulberry(seed);
-  return Float64Array.from({ length: n }, () => randn(rnd));
-}
-
-function assertIdentical(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
-  assert.equal(a.length, b.length, `${what}: length`);
-  for (let i = 0; i < a.length; i++) assert.ok(Object.is(a[i], b[i]), `${what}[${i}]: wasm ${a[i]} vs js ${b[i]}`);
-}
-
-function withKernels<T>(which: 'js' | 'wasm', f: () => T): T {
-  assert.equal(setDenseKernels(which), which);
-  try {
-    return f();
-  } finally {
-    setDenseKernels('auto');
-  }
-}
+import { assertIdentical, gaussian, withKernels } from './spectrumTestUtil';
 
 /** Plain float64 reference: Y = A·X [m, l] or, transposed, Z = Aᵀ·Y [n, l]. */
 function reference(a: ArrayLike<number>, m: number, n: number, x: Float64Array, l: number, transposed: boolean): Float64Array {

@@ -11,28 +11,8 @@ import { packStrided } from '../../src/spectrum/gemmKernel';
 import { bidiagonalSingularValues, singularValues, symmetricEigenvalues, tridiagonalEigenvalues } from '../../src/spectrum/linalg';
 import { moraSingularValues } from '../../src/spectrum/moraSpectrum';
 import { tridiagonalizeBlocked } from '../../src/spectrum/tridiagKernel';
-import { mulberry, randn } from '../../src/spectrum/random';
 import { wasmSimdSupported } from '../../src/util/wasm';
-
-function gaussian(n: number, seed: number): Float64Array {
-  const rnd = mulberry(seed);
-  return Float64Array.from({ length: n }, () => randn(rnd));
-}
-
-function assertIdentical(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
-  assert.equal(a.length, b.length, `${what}: length`);
-  for (let i = 0; i < a.length; i++) assert.ok(Object.is(a[i], b[i]), `${what}[${i}]: wasm ${a[i]} vs js ${b[i]}`);
-}
-
-/** Runs `f` with the given kernels selected, restoring automatic selection afterwards. */
-function withKernels<T>(which: 'js' | 'wasm', f: () => T): T {
-  assert.equal(setDenseKernels(which), which);
-  try {
-    return f();
-  } finally {
-    setDenseKernels('auto');
-  }
-}
+import { assertIdentical, gaussian, withKernels } from './spectrumTestUtil';
 
 test('this engine has WASM SIMD, and the switch selects either implementation', () => {
   assert.equal(wasmSimdSupported(), true);
