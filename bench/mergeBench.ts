@@ -206,13 +206,17 @@ async function main(): Promise<void> {
         const rss = xs[0].t.maxRss ? `${(Math.max(...xs.map((x) => x.t.maxRss!)) / largest).toFixed(2)}×` : '–';
         const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
         const ratios = xs.map((x) => x.ratio);
+        // Also cp's median (best) over the whole invocation against this case's median (best): steadier than
+        // per-round ratios when one side has an outlier round.
+        const cpSecs = samples.get('cp')!.map((x) => x.t.seconds);
+        const whole = `${pct(median(cpSecs) / median(secs))} / ${pct(Math.min(...cpSecs) / Math.min(...secs))}`;
         return `| ${label} | ${xs.length} | ${median(secs).toFixed(2)} s | ${Math.min(...secs).toFixed(2)} s | ${gbps(median(secs))} GB/s | ` +
-          `**${pct(median(ratios))}** (${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}) | ${cpu} | ${rss} |`;
+          `**${pct(median(ratios))}** (${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}) | ${whole} | ${cpu} | ${rss} |`;
       });
     console.log(['', `settle ${settle} s, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`, '',
       '| run | case | merged tensors | time | throughput | of cp | CPU user + sys | peak RSS |', '|---|---|---|---|---|---|---|---|', ...rows,
-      '', '| case | runs | median time | best time | median throughput | of cp: median of per-round ratios (range) | median CPU user + sys | max peak RSS / largest |',
-      '|---|---|---|---|---|---|---|---|', ...summary].join('\n'));
+      '', '| case | runs | median time | best time | median throughput | of cp: median of per-round ratios (range) | of cp: medians / bests | median CPU user + sys | max peak RSS / largest |',
+      '|---|---|---|---|---|---|---|---|---|', ...summary].join('\n'));
   } finally {
     if (reuse) await fs.rm(path.join(root, 'out'), { recursive: true, force: true });
     else if (!argv.includes('--keep')) await fs.rm(root, { recursive: true, force: true });
