@@ -3,7 +3,8 @@
 
 import { ModelWeights } from '../safetensors';
 import { layerIndexOf } from '../adapters';
-import { difference, randomizedSvd } from './dense';
+import { storeValues, subtractValues } from '../adapters/extractDelta';
+import { randomizedSvd } from './dense';
 import { spectrumMetrics } from './metrics';
 import { moduleOrder, moduleTypeOf, SpectrumError, type ModuleSpectrum, type SpectrumReport } from './analyze';
 
@@ -44,7 +45,10 @@ export async function analyzeFullFinetune(baseDir: string, ftDir: string, opts: 
       if (bs[0] !== rows || bs[1] !== cols) {
         throw new SpectrumError('ShapeMismatch', `${n}: fine-tuned [${rows}, ${cols}] vs base [${bs.join(', ')}]`);
       }
-      const dW = difference(await ft.readFloat32(n), await base.readFloat32(n));
+      // From the stored values, as mora extract forms ΔW (F64 weights stay float64 instead of rounding to float32).
+      const dW = new Float64Array(rows * cols);
+      storeValues(dW, await ft.readBytes(n), ft.info(n).dtype);
+      subtractValues(dW, await base.readBytes(n), base.info(n).dtype);
       const top = randomizedSvd(dW, rows, cols, opts.k ?? 32);
       const metrics = spectrumMetrics(top.s, { rows, cols, topK: opts.topK, threshold: opts.threshold, rankTol: top.residual });
       // Norm-based metrics use the exact ‖ΔW‖_F: over the truncated spectrum the top-k would look like all the energy.
