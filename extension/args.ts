@@ -1,5 +1,7 @@
 // Commands are driven both from the UI (menus pass Uris or tree elements) and from tests (strings, option
 // objects); these helpers turn whatever arrived into the plain values the features work with.
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 /** A file system path from a Uri, a path string, or anything with `fsPath`/`resourceUri`/`uri`; undefined otherwise. */
@@ -39,4 +41,15 @@ export async function withErrorReport<T>(what: string, programmatic: boolean, bo
 /** The first workspace folder's path, or undefined in an empty window. */
 export function workspaceDir(): string | undefined {
   return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+}
+
+/**
+ * The `force` to write `out` with when it may already exist: `force` itself when given or when `out` is new; else
+ * programmatic callers get `exists(out)` thrown, and the user is asked (true: Replace, undefined: declined).
+ */
+export async function confirmReplace(out: string, force: boolean, programmatic: boolean, exists: (out: string) => Error): Promise<boolean | undefined> {
+  if (force || !(await fs.stat(out).then(() => true, () => false))) return force;
+  if (programmatic) throw exists(out);
+  const answer = await vscode.window.showWarningMessage(`${path.basename(out)} already exists. Replace it?`, { modal: true }, 'Replace');
+  return answer === 'Replace' ? true : undefined;
 }

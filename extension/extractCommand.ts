@@ -3,14 +3,13 @@
 // without any UI. The extraction itself (src/adapters/extract.ts) runs in a child process (dist/extractWorker.js,
 // extractWorkerClient.ts) under a cancellable progress notification: a LoRA fit is seconds of synchronous linear
 // algebra per tensor, which would freeze the extension host.
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdapterDtype, ExtractResult } from '../src/adapters/extract';
 import { ExtractError } from '../src/adapters/extractError';
 import type { ExtractMethod, ExtractTargets } from '../src/adapters/extractPlan';
 import type { MoraType } from '../src/adapters/mora';
-import { toFsPath, withErrorReport } from './args';
+import { confirmReplace, toFsPath, withErrorReport } from './args';
 import { runExtractWorker } from './extractWorkerClient';
 
 /** What tests (or other commands) may pass instead of answering prompts. */
@@ -28,7 +27,6 @@ export interface ExtractCommandOptions {
 }
 
 const lastBaseKey = 'mora.extract.lastBase';
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 const isOptions = (x: unknown): x is ExtractCommandOptions => typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof vscode.Uri);
 
 async function pickFolder(title: string, defaultPath?: string): Promise<string | undefined> {
@@ -117,13 +115,8 @@ async function extractWith(ctx: vscode.ExtensionContext, uri: unknown, opts: Ext
   if (r === undefined) r = programmatic ? 8 : await pickRank(method);
   if (r === undefined) return undefined;
   const out = opts.out ?? defaultExtractOut(tuned, method, r, moraType);
-  let force = opts.force === true;
-  if (!force && (await exists(out))) {
-    if (programmatic) throw new ExtractError('OutputExists', `${out} already exists (pass force: true to replace it)`);
-    const answer = await vscode.window.showWarningMessage(`${path.basename(out)} already exists. Replace it?`, { modal: true }, 'Replace');
-    if (answer !== 'Replace') return undefined;
-    force = true;
-  }
+  const force = await confirmReplace(out, opts.force === true, programmatic, (o) => new ExtractError('OutputExists', `${o} already exists (pass force: true to replace it)`));
+  if (force === undefined) return undefined;
   const res = await runWithProgress(ctx, { ...opts, base, tuned, out, method, r, moraType, force });
   const open = 'Open adapter_config.json';
   void vscode.window

@@ -9,7 +9,7 @@ import { MergeError } from '../src/adapters/mergeError';
 import { DEFAULT_OUTPUT_PATTERN, defaultOutputDir, localBaseOf } from '../src/adapters/mergeFiles';
 import type { MergeMethod, OutputDtype } from '../src/adapters/mergePlan';
 import { readAdapterConfig } from '../src/adapters/peftAdapter';
-import { toFsPath, withErrorReport } from './args';
+import { confirmReplace, toFsPath, withErrorReport } from './args';
 
 /** What tests (or other commands) may pass instead of answering prompts. */
 export interface MergeCommandOptions {
@@ -71,13 +71,8 @@ async function runWithProgress(
   programmatic: boolean,
 ): Promise<MergeResult | undefined> {
   const out = opts.out ?? defaultOutputDir(base, adapters.map((a) => a.dir), outputPattern());
-  let force = opts.force === true;
-  if (!force && (await exists(out))) {
-    if (programmatic) throw new MergeError('OutputExists', `${out} already exists (pass force: true to replace it)`);
-    const answer = await vscode.window.showWarningMessage(`${path.basename(out)} already exists. Replace it?`, { modal: true }, 'Replace');
-    if (answer !== 'Replace') return undefined;
-    force = true;
-  }
+  const force = await confirmReplace(out, opts.force === true, programmatic, (o) => new MergeError('OutputExists', `${o} already exists (pass force: true to replace it)`));
+  if (force === undefined) return undefined;
   const label = adapters.map((a) => path.basename(a.dir)).join(' + ');
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `MoRA: merging ${label} into ${path.basename(base)}`, cancellable: true },
