@@ -14,7 +14,7 @@
 //     at [0, wrap), so base values are gathered from (and results scattered to) those two runs.
 // The stopped row is untouched, so LinearRows redoes it with the JS path (which throws the exact error or rewrites
 // -0) and calls the kernel again from the next row. Same instructions as mergeWasm.ts's kernels, so the same bits.
-import { assembleModule, code, instantiate, op, type Code } from '../util/wasm';
+import { assembleModule, code, op, type Code } from '../util/wasm';
 import { bf16AddRound, mergeWasm, mora6Band, scan } from './mergeWasm';
 import type { Mora6Rows } from './mergeKernels';
 import type { MergeSource, TensorPlan } from './mergePlan';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LinearRows, linearRowsApply } from '../../src/adapters/mergeRows';
 import { convertBytes, mergeTensorBytes } from '../../src/adapters/mergeTensor';
-import { planMerge, type BaseView, type MergeSource } from '../../src/adapters/mergePlan';
+import { planMerge, type BaseView } from '../../src/adapters/mergePlan';
 import { setMergeWasm } from '../../src/adapters/mergeWasm';
 import { float32ToBytes } from '../../src/safetensors';
 import { Rng } from '../../src/util/rng';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addBaseInto, encodeChecked, mergeTensorBytes, mergeTensorF32 } from '../../src/adapters/mergeTensor';
 import { MergeError } from '../../src/adapters/mergeError';
-import { planMerge, type BaseView, type MergeSource } from '../../src/adapters/mergePlan';
+import { planMerge, type BaseView } from '../../src/adapters/mergePlan';
 import { float32ToBytes } from '../../src/safetensors';
 import { Rng } from '../../src/util/rng';
 import { projSource } from './mergeTestUtil';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loraResidual } from '../../src/adapters/extractLora';
 import { randomizedSvd } from '../../src/spectrum/dense';
-import { denseKernels, jsKernels, setDenseKernels, type DenseKernels } from '../../src/spectrum/denseKernels';
+import { denseKernels, jsKernels, type DenseKernels } from '../../src/spectrum/denseKernels';
 import { svdJacobi } from '../../src/spectrum/factor';
 import { packStrided } from '../../src/spectrum/gemmKernel';
 import { singularValues } from '../../src/spectrum/linalg';
