@@ -13,7 +13,8 @@
 //   chunk with constant weight w contributes √w·σ(M) (closed form: when r̂ divides in and out = t·in, σ(ΔW) is σ(M)
 //   repeated in/r̂ times, scaled by √t). Padding couples the last chunk with the first; those chunks (and chunks with
 //   a truncation/tiling boundary inside) are solved as one small dense block. A chunk with a tiling boundary alone
-//   takes its own SVD, or its Gram eigenproblem when a coupled block already puts the module on that accuracy.
+//   takes its own SVD, or its Gram eigenproblem when a coupled block already puts the module on that accuracy; in
+//   that case σ(M) also comes from the eigenvalues of MᵀM, which the coupled block needs anyway.
 
 import { moraChunks, moraRopeTables, type MoraType } from '../adapters';
 import { gramSigma, rotatePairs, scatterAdd, scratch, weightedGram } from './gramBlock';
@@ -150,6 +151,7 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
   const viaGram = memberLists.some(isCoupled);
   const grams = new Map<string, Float64Array>(); // Mᵀ diag(w) M by weighting ('plain': w = 1), shared by all blocks
   let sigmaM: Float64Array | null = null;
+  let tolM = 0; // σ(M)'s own accuracy when it came from the Gram matrix (0: an SVD, covered by the module's eps rule)
   const parts: Float64Array[] = [];
   const byPattern = new Map<string, Float64Array>();
   let blocks = 0;
@@ -163,10 +165,19 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
       if (ws.every((x) => x === ws[0])) {
         if (ws[0] === 0) continue;
         if (!sigmaM) {
-          sigmaM = singularValues(M, r, r);
+          if (viaGram) {
+            // The module is at the Gram route's accuracy anyway, and the coupled block needs MᵀM: its eigenvalues
+            // cost a third of an SVD of M.
+            const h = scratch(r * r);
+            h.set(gramOf(M, r, new Array<number>(r).fill(1), grams));
+            const block = gramSigma(h, r, r);
+            sigmaM = block.sigma;
+            tolM = block.tolerance;
+          } else sigmaM = singularValues(M, r, r);
           blocks++;
         }
         parts.push(scaled(sigmaM, Math.sqrt(ws[0])));
+        tolerance = Math.max(tolerance, tolM * Math.sqrt(ws[0]));
         continue;
       }
       closed = false;
