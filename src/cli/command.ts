@@ -11,6 +11,21 @@ export interface Command {
   run(argv: string[]): Promise<number | void>;
 }
 
+/**
+ * A command listed by name and summary but loaded only when it runs (or prints its usage): the commands that
+ * evaluate a model import TensorFlow.js, whose initialisation would otherwise add ≈ 150 ms to every `mora` call.
+ */
+export interface LazyCommand {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+/** The command itself, loading it first when it is lazy. */
+export async function resolveCommand(entry: Command | LazyCommand): Promise<Command> {
+  return 'load' in entry ? entry.load() : entry;
+}
+
 /** Bad command-line input: printed as one line, exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';

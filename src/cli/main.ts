@@ -1,5 +1,5 @@
 import { commands } from './commands';
-import { UsageError } from './command';
+import { resolveCommand } from './command';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length), 4);
@@ -14,11 +14,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(help() + '\n');
     return name === undefined ? 2 : 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     process.stderr.write(`mora: unknown command '${name}' (see 'mora --help')\n`);
     return 2;
   }
+  const command = await resolveCommand(entry);
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(command.usage.trimEnd() + '\n');
     return 0;
@@ -27,7 +28,8 @@ export async function main(argv: string[]): Promise<number> {
     return (await command.run(rest)) ?? 0;
   } catch (err) {
     const e = err as Error & { kind?: string };
-    const label = e instanceof UsageError ? 'usage' : e.kind ? `${e.name} ${e.kind}` : e.name || 'Error';
+    // By name, not instanceof: the model commands run from their own bundle, with their own copy of the class.
+    const label = e.name === 'UsageError' ? 'usage' : e.kind ? `${e.name} ${e.kind}` : e.name || 'Error';
     process.stderr.write(`mora ${name}: ${label}: ${e.message}\n`);
     if (process.env.MORA_DEBUG) process.stderr.write(`${e.stack}\n`);
     return 2;
