@@ -8,6 +8,7 @@
 
 import { WasmArena, instantiate, wasmSimdSupported } from '../util/wasm';
 import { gemmStridedSubtract, gemmSubtract } from './gemmKernel';
+import { symvLower } from './symvKernel';
 import { denseKernelModule, type WasmDenseExports } from './wasmKernels';
 
 export interface DenseKernels {
@@ -71,66 +72,7 @@ export const jsKernels: DenseKernels = {
       x[xo + r * xs] = e + d;
     }
   },
-  symv(a, lda, c0, n, v, acc) {
-    let r = c0;
-    // Rows in pairs: both share the v loads and one update of acc[j] (the order wasmKernels.ts reproduces).
-    for (; r + 1 < n; r += 2) {
-      const ro = r * lda;
-      const qo = ro + lda;
-      const v0 = v[r];
-      const v1 = v[r + 1];
-      let s00 = a[ro + r] * v0;
-      let s01 = 0;
-      let s10 = a[qo + r + 1] * v1;
-      let s11 = 0;
-      let j = c0;
-      for (; j + 1 < r; j += 2) {
-        const x00 = a[ro + j];
-        const x01 = a[ro + j + 1];
-        const x10 = a[qo + j];
-        const x11 = a[qo + j + 1];
-        s00 += x00 * v[j];
-        s01 += x01 * v[j + 1];
-        s10 += x10 * v[j];
-        s11 += x11 * v[j + 1];
-        acc[j] += x00 * v0 + x10 * v1;
-        acc[j + 1] += x01 * v0 + x11 * v1;
-      }
-      if (j < r) {
-        const x0 = a[ro + j];
-        const x1 = a[qo + j];
-        s00 += x0 * v[j];
-        s10 += x1 * v[j];
-        acc[j] += x0 * v0 + x1 * v1;
-      }
-      const y = a[qo + r];
-      s10 += y * v0;
-      acc[r] += s00 + s01;
-      acc[r] += y * v1;
-      acc[r + 1] += s10 + s11;
-    }
-    for (; r < n; r++) {
-      const ro = r * lda;
-      const vr = v[r];
-      let s0 = a[ro + r] * vr;
-      let s1 = 0;
-      let j = c0;
-      for (; j + 1 < r; j += 2) {
-        const x0 = a[ro + j];
-        const x1 = a[ro + j + 1];
-        s0 += x0 * v[j];
-        s1 += x1 * v[j + 1];
-        acc[j] += x0 * vr;
-        acc[j + 1] += x1 * vr;
-      }
-      if (j < r) {
-        const x0 = a[ro + j];
-        s0 += x0 * v[j];
-        acc[j] += x0 * vr;
-      }
-      acc[r] += s0 + s1;
-    }
-  },
+  symv: symvLower,
   corr(a, ao, lda, x, xo, ldx, r0, r1, t1, t2, out, oo, os, scale) {
     for (let r = r0; r < r1; r++) {
       const o = ao + r * lda;

@@ -1,11 +1,12 @@
 // WASM SIMD (f64x2) versions of the hot loops of the blocked reductions: the packed rank-k update (GEMM micro-kernel)
 // and the three matrix–vector shapes of the panel factorisations (Aᵀv accumulated by rows, A·u as row dots, and the
-// fused lower-triangle symmetric product). Each kernel performs, lane by lane, exactly the floating-point operations of
-// its JS twin in denseKernels.ts in the same order, so the two paths give bit-identical results; the JS twins define
-// the arithmetic. Pointers are byte offsets into the arena memory; row strides are in bytes.
+// fused lower-triangle symmetric product, assembled in wasmSymv.ts). Each kernel performs, lane by lane, exactly the
+// floating-point operations of its JS twin in denseKernels.ts (symvKernel.ts for the symmetric product) in the same
+// order, so the two paths give bit-identical results; the JS twins define the arithmetic. Pointers are byte offsets into the arena memory; row strides are in bytes.
 
 import { assembleModule, code, op, type Code, type WasmFunction } from '../util/wasm';
 import { gemmStridedFn } from './wasmGemmStrided';
+import { symvFn } from './wasmSymv';
 
 const { get, set } = op;
 const c32 = (v: number): Code => op.i32Const(v);
@@ -148,92 +149,6 @@ function avFn(): WasmFunction {
     byFours(9, rowGroup),
   );
   return { name: 'av', params: Array(9).fill('i32'), results: [], locals: [...Array(7).fill('i32'), ...Array(5).fill('v128'), 'i32', 'f64'], body };
-}
-
-/**
- * symv(a, lda8, c0, n, v, acc): acc += A₂₂·v over rows [c0, n) of the lower triangle, rows two at a time (r, r+1
- * share the loads of v and one read–modify–write of acc), then a last single row. For the pair, lane sums start at
- * (A[r, r]·v[r], 0) and (A[r+1, r+1]·v[r+1], 0) and take A[·, j]·v[j] over j in [c0, r) (an odd last j joins
- * lane 0), while acc[j] += A[r, j]·v[r] + A[r+1, j]·v[r+1]; then A[r+1, r]·v[r] joins lane 0 of row r+1,
- * acc[r] += lane 0 + lane 1 of row r, acc[r] += A[r+1, r]·v[r+1], acc[r+1] += lane 0 + lane 1 of row r+1. A single
- * row is the same with one row. Locals: 6 r, 7 row pointer, 8 v pointer, 9 acc pointer, 10 pair end, 11 sum,
- * 12 splat of v[r], 13 pair, 14 v[r], 15 tail element, 16 second row pointer, 17 its sum, 18 splat of v[r+1],
- * 19 its pair, 20 v pair, 21 v[r+1], 22 its tail element, 23 A[r+1, r].
- */
-function symvFn(): WasmFunction {
-  const addLane0 = (sum: number, prod: Code): Code => code(get(sum), get(sum), op.f64x2ExtractLane(0), prod, op.f64Add, op.f64x2ReplaceLane(0), set(sum));
-  const accAt = (row: Code): Code => code(get(5), row, c32(3), op.i32Shl, op.i32Add, set(9));
-  const lanes = (sum: number): Code => code(get(sum), op.f64x2ExtractLane(0), get(sum), op.f64x2ExtractLane(1), op.f64Add);
-  const pairRows = code(
-    get(4), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), set(14),
-    get(4), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(8, 3), set(21),
-    get(14), op.f64x2Splat, set(12), get(21), op.f64x2Splat, set(18),
-    get(0), get(6), get(1), op.i32Mul, op.i32Add, set(7),
-    get(7), get(1), op.i32Add, set(16),
-    zero128, get(7), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), get(14), op.f64Mul, op.f64x2ReplaceLane(0), set(11),
-    zero128, get(16), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(8, 3), get(21), op.f64Mul, op.f64x2ReplaceLane(0), set(17),
-    get(16), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), set(23), // A[r+1, r]
-    bump(7, code(get(2), c32(3), op.i32Shl)), bump(16, code(get(2), c32(3), op.i32Shl)),
-    get(4), get(2), c32(3), op.i32Shl, op.i32Add, set(8),
-    get(5), get(2), c32(3), op.i32Shl, op.i32Add, set(9),
-    get(7), get(6), get(2), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(10),
-    whileDo(code(get(7), get(10), op.i32LtU), code(
-      ld(7), set(13), ld(16), set(19), ld(8), set(20),
-      get(11), get(13), get(20), op.f64x2Mul, op.f64x2Add, set(11),
-      get(17), get(19), get(20), op.f64x2Mul, op.f64x2Add, set(17),
-      get(9), ld(9), get(13), get(12), op.f64x2Mul, get(19), get(18), op.f64x2Mul, op.f64x2Add, op.f64x2Add, op.v128Store(0, 3),
-      bump(7, 16), bump(16, 16), bump(8, 16), bump(9, 16),
-    )),
-    get(6), get(2), op.i32Sub, c32(1), op.i32And, op.if(),
-    ldf(7), set(15), ldf(16), set(22),
-    addLane0(11, code(get(15), ldf(8), op.f64Mul)),
-    addLane0(17, code(get(22), ldf(8), op.f64Mul)),
-    get(9), ldf(9), get(15), get(14), op.f64Mul, get(22), get(21), op.f64Mul, op.f64Add, op.f64Add, op.f64Store(0, 3),
-    op.end,
-    addLane0(17, code(get(23), get(14), op.f64Mul)),
-    accAt(get(6)),
-    get(9), ldf(9), lanes(11), op.f64Add, op.f64Store(0, 3),
-    get(9), ldf(9), get(23), get(21), op.f64Mul, op.f64Add, op.f64Store(0, 3),
-    get(9), ldf(9, 8), lanes(17), op.f64Add, op.f64Store(8, 3),
-    bump(6, 2),
-  );
-  const body = code(
-    get(2), set(6),
-    whileDo(code(get(6), c32(1), op.i32Add, get(3), op.i32LtS), pairRows),
-    whileDo(code(get(6), get(3), op.i32LtS), code(
-      get(4), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), set(14),
-      get(14), op.f64x2Splat, set(12),
-      get(0), get(6), get(1), op.i32Mul, op.i32Add, set(7), // row r at column 0
-      // s = (A[r, r]·v[r], 0)
-      zero128, get(7), get(6), c32(3), op.i32Shl, op.i32Add, op.f64Load(0, 3), get(14), op.f64Mul, op.f64x2ReplaceLane(0), set(11),
-      bump(7, code(get(2), c32(3), op.i32Shl)),
-      get(4), get(2), c32(3), op.i32Shl, op.i32Add, set(8),
-      get(5), get(2), c32(3), op.i32Shl, op.i32Add, set(9),
-      get(7), get(6), get(2), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(10),
-      whileDo(code(get(7), get(10), op.i32LtU), code(
-        ld(7), set(13),
-        get(11), get(13), ld(8), op.f64x2Mul, op.f64x2Add, set(11),
-        get(9), ld(9), get(13), get(12), op.f64x2Mul, op.f64x2Add, op.v128Store(0, 3),
-        bump(7, 16), bump(8, 16), bump(9, 16),
-      )),
-      get(6), get(2), op.i32Sub, c32(1), op.i32And, op.if(),
-      ldf(7), set(15),
-      get(11), get(11), op.f64x2ExtractLane(0), get(15), ldf(8), op.f64Mul, op.f64Add, op.f64x2ReplaceLane(0), set(11),
-      get(9), ldf(9), get(15), get(14), op.f64Mul, op.f64Add, op.f64Store(0, 3),
-      op.end,
-      // acc[r] += lane 0 + lane 1
-      get(5), get(6), c32(3), op.i32Shl, op.i32Add, set(9),
-      get(9), ldf(9), get(11), op.f64x2ExtractLane(0), get(11), op.f64x2ExtractLane(1), op.f64Add, op.f64Add, op.f64Store(0, 3),
-      bump(6, 1),
-    )),
-  );
-  return {
-    name: 'symv',
-    params: Array(6).fill('i32'),
-    results: [],
-    locals: [...Array(5).fill('i32'), 'v128', 'v128', 'v128', 'f64', 'f64', 'i32', ...Array(4).fill('v128'), 'f64', 'f64', 'f64'],
-    body,
-  };
 }
 
 /** Exports of the assembled module; every pointer is a byte offset into the arena memory. */

@@ -80,6 +80,42 @@ test('each wasm kernel is bit-identical to its JS twin on awkward sizes and offs
   }
 });
 
+test('symv: wasm and JS bit-identical, and both within rounding of a plain double loop, on every row-group shape', () => {
+  // n − c0 = 1..13 covers four-row groups followed by nothing, a pair, a single row, or both; c0 odd and even moves
+  // the f64x2 pairs off 16-byte alignment; lda > n leaves unread padding; c0 up to 9 puts 0..9 columns before the
+  // first group's diagonal block.
+  const wasm = withKernels('wasm', () => denseKernels());
+  for (const c0 of [0, 1, 2, 5, 9]) {
+    for (let len = 1; len <= 13; len++) {
+      const n = c0 + len;
+      const lda = n + 3;
+      const A = gaussian(n * lda, 100 * c0 + len);
+      const v = gaussian(n, 7);
+      const acc0 = gaussian(n, 8);
+      const run = (k: DenseKernels) => {
+        const [a, vv, ac] = load(k, [A, v, acc0]);
+        k.symv(a, lda, c0, n, vv, ac);
+        return Float64Array.from(ac);
+      };
+      const got = run(wasm);
+      assertIdentical(got, run(jsKernels), `symv c0 ${c0} n ${n}`);
+      // Reference: acc[i] += Σ_j A_sym[i, j]·v[j] over i, j in [c0, n), A_sym from the lower triangle.
+      for (let i = 0; i < n; i++) {
+        let want = acc0[i];
+        let mag = Math.abs(acc0[i]);
+        if (i >= c0) {
+          for (let j = c0; j < n; j++) {
+            const x = i >= j ? A[i * lda + j] : A[j * lda + i];
+            want += x * v[j];
+            mag += Math.abs(x * v[j]);
+          }
+        }
+        assert.ok(Math.abs(got[i] - want) <= 1e-14 * mag, `symv c0 ${c0} n ${n} [${i}]: ${got[i]} vs ${want}`);
+      }
+    }
+  }
+});
+
 test('blocked bidiagonalisation and tridiagonalisation: wasm and JS give bit-identical d and e', () => {
   // [m, n, rank (0 = full)]: just above the unblocked threshold, odd, n ≡ 2 (mod 8), tall, rank-deficient, 2^k.
   const cases: [number, number, number][] = [[49, 49, 0], [77, 53, 0], [101, 97, 0], [130, 130, 0], [200, 61, 0], [120, 100, 7], [256, 256, 0]];
