@@ -4,12 +4,9 @@
 // module (wasmKernels.ts); pointers are byte offsets into the arena, strides in bytes.
 
 import { code, op, type Code, type WasmFunction } from '../util/wasm';
+import { c32, whileDo, bump, zero128 } from './wasmAsm';
 
 const { get, set } = op;
-const c32 = (v: number): Code => op.i32Const(v);
-const whileDo = (cond: Code, body: Code): Code => code(op.block(), op.loop(), cond, op.i32Eqz, op.brIf(1), body, op.br(0), op.end, op.end);
-const bump = (l: number, delta: Code | number): Code => code(get(l), typeof delta === 'number' ? c32(delta) : delta, op.i32Add, set(l));
-const zero128: Code = op.v128Const(new Uint8Array(16));
 
 /**
  * gemmStrided(c, ldc8, nrb, ncb, k, a, ablk8, ars8, acs8, pb): C −= Ā·B̄ on nrb full row blocks × ncb column blocks,

@@ -5,18 +5,11 @@
 // order, so the two paths give bit-identical results; the JS twins define the arithmetic. Pointers are byte offsets into the arena memory; row strides are in bytes.
 
 import { assembleModule, code, op, type Code, type WasmFunction } from '../util/wasm';
+import { c32, whileDo, bump, zero128, ld, ldf } from './wasmAsm';
 import { gemmStridedFn } from './wasmGemmStrided';
 import { symvFn } from './wasmSymv';
 
 const { get, set } = op;
-const c32 = (v: number): Code => op.i32Const(v);
-/** `while (cond) body` (cond leaves an i32 on the stack). */
-const whileDo = (cond: Code, body: Code): Code => code(op.block(), op.loop(), cond, op.i32Eqz, op.brIf(1), body, op.br(0), op.end, op.end);
-/** local += delta (i32). */
-const bump = (l: number, delta: Code | number): Code => code(get(l), typeof delta === 'number' ? c32(delta) : delta, op.i32Add, set(l));
-const zero128: Code = op.v128Const(new Uint8Array(16));
-const ld = (ptr: number, off = 0): Code => code(get(ptr), op.v128Load(off, 3));
-const ldf = (ptr: number, off = 0): Code => code(get(ptr), op.f64Load(off, 3));
 // &A[r + i, c0] for the row kernels (params 0 a, 1 lda8, 4 c0; `r` is the row local): stored in local `dst`.
 const rowPtr = (r: number, i: number, dst: number): Code =>
   code(get(0), get(r), c32(i), op.i32Add, get(1), op.i32Mul, op.i32Add, get(4), c32(3), op.i32Shl, op.i32Add, set(dst));

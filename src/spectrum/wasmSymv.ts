@@ -4,14 +4,9 @@
 // into the dense kernel module (wasmKernels.ts); pointers are byte offsets into the arena, lda8 in bytes.
 
 import { code, op, type Code, type WasmFunction } from '../util/wasm';
+import { c32, whileDo, bump, zero128, ld, ldf } from './wasmAsm';
 
 const { get, set } = op;
-const c32 = (v: number): Code => op.i32Const(v);
-const whileDo = (cond: Code, body: Code): Code => code(op.block(), op.loop(), cond, op.i32Eqz, op.brIf(1), body, op.br(0), op.end, op.end);
-const bump = (l: number, delta: Code | number): Code => code(get(l), typeof delta === 'number' ? c32(delta) : delta, op.i32Add, set(l));
-const zero128: Code = op.v128Const(new Uint8Array(16));
-const ld = (ptr: number, off = 0): Code => code(get(ptr), op.v128Load(off, 3));
-const ldf = (ptr: number, off = 0): Code => code(get(ptr), op.f64Load(off, 3));
 const times8 = (l: number): Code => code(get(l), c32(3), op.i32Shl);
 
 // Locals after the params (0 a, 1 lda8, 2 c0, 3 n, 4 v, 5 acc), the same for every row group of g ≤ 4 rows.
