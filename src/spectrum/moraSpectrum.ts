@@ -167,10 +167,8 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
         if (!sigmaM) {
           if (viaGram) {
             // The module is at the Gram route's accuracy anyway, and the coupled block needs MᵀM: its eigenvalues
-            // cost a third of an SVD of M.
-            const h = scratch(r * r);
-            h.set(gramOf(M, r, new Array<number>(r).fill(1), grams));
-            const block = gramSigma(h, r, r);
+            // cost a third of an SVD of M (gramSigma reduces a copy, so the cached Gram stays intact).
+            const block = gramSigma(plainGram(M, r, grams), r, r);
             sigmaM = block.sigma;
             tolM = block.tolerance;
           } else sigmaM = singularValues(M, r, r);
@@ -228,6 +226,11 @@ function gramOf(M: ArrayLike<number>, r: number, ws: number[], grams: Map<string
   return g;
 }
 
+/** MᵀM (every row weight 1), cached in `grams` like any constant weighting. */
+function plainGram(M: ArrayLike<number>, r: number, grams: Map<string, Float64Array>): Float64Array {
+  return gramOf(M, r, new Array<number>(r).fill(1), grams);
+}
+
 /**
  * Mᵀ diag(w) M for a chunk with a tiling boundary, as w_min·MᵀM (the shared plain Gram) plus the Gram of only the
  * rows weighted above w_min: a k·r̂² update instead of an r̂³ product, and every term positive (no cancellation).
@@ -241,7 +244,7 @@ function chunkGram(M: ArrayLike<number>, r: number, ws: number[], grams: Map<str
   });
   const g = weightedGram(y, r, extra.map(([x]) => x), extra.length);
   if (wMin > 0) {
-    const plain = gramOf(M, r, new Array<number>(r).fill(1), grams);
+    const plain = plainGram(M, r, grams);
     for (let i = 0; i < r * r; i++) g[i] += wMin * plain[i];
   }
   return g;

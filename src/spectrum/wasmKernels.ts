@@ -2,7 +2,8 @@
 // and the three matrix–vector shapes of the panel factorisations (Aᵀv accumulated by rows, A·u as row dots, and the
 // fused lower-triangle symmetric product, assembled in wasmSymv.ts). Each kernel performs, lane by lane, exactly the
 // floating-point operations of its JS twin in denseKernels.ts (symvKernel.ts for the symmetric product) in the same
-// order, so the two paths give bit-identical results; the JS twins define the arithmetic. Pointers are byte offsets into the arena memory; row strides are in bytes.
+// order, so the two paths give bit-identical results; the JS twins define the arithmetic. Pointers are byte offsets
+// into the arena memory; row strides are in bytes.
 
 import { assembleModule, code, op, type Code, type WasmFunction } from '../util/wasm';
 import { c32, whileDo, bump, zero128, ld, ldf } from './wasmAsm';
