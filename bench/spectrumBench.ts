@@ -11,7 +11,7 @@ import { singularValues } from '../src/spectrum/linalg';
 import { moraSingularValues } from '../src/spectrum/moraSpectrum';
 import { moraSpectraParallel, type MoraJob } from '../src/spectrum/parallelKernel';
 import { spectrumMetrics } from '../src/spectrum/metrics';
-import { mulberry, randn } from '../src/spectrum/random';
+import { LLAMA7B_MODULES, randomM } from './llama7b';
 
 const { values } = parseArgs({ options: { type: { type: 'string', default: '6' }, dense: { type: 'string', default: '512,1024' }, layers: { type: 'string', default: '32' }, full: { type: 'boolean', default: false }, threads: { type: 'string', default: '' }, kernels: { type: 'string', default: '' } } });
 // Worker threads copy process.env when they start, so this choice reaches them too.
@@ -19,16 +19,8 @@ if (values.kernels) process.env.MORA_KERNELS = values.kernels;
 const type = Number(values.type) as MoraType;
 const layers = Number(values.layers);
 const r = 8;
-// LLaMA-2-7B projection shapes as [in, out].
-const MODULES: [string, number, number][] = [
-  ['q_proj', 4096, 4096], ['k_proj', 4096, 4096], ['v_proj', 4096, 4096], ['o_proj', 4096, 4096],
-  ['gate_proj', 4096, 11008], ['up_proj', 4096, 11008], ['down_proj', 11008, 4096],
-];
-
-function randomM(rHat: number, seed: number): Float32Array {
-  const rnd = mulberry(seed);
-  return Float32Array.from({ length: rHat * rHat }, () => 0.02 * randn(rnd));
-}
+// LLaMA-2-7B projection shapes as [short name, in, out].
+const MODULES = LLAMA7B_MODULES.map(([p, inF, outF]) => [p.split('.').pop()!, inF, outF] as const);
 
 /** Linux CPU ticks [busy, steal] from /proc/stat: steal is time the hypervisor gave this VM's vCPUs to others. */
 function cpuTicks(): [number, number] | null {

@@ -13,19 +13,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultAdapterConfig, moraRank, writeAdapter, type AdapterModule, type MoraType } from '../src/adapters';
-import { mulberry, randn } from '../src/spectrum/random';
+import { LLAMA7B_LAYERS, LLAMA7B_MODULES, randomM } from './llama7b';
 
 const { values } = parseArgs({ options: { type: { type: 'string', default: '6' }, runs: { type: 'string', default: '5' }, dir: { type: 'string', default: path.join(os.tmpdir(), 'mora-spectrum-7b') } } });
 const type = Number(values.type) as MoraType;
 const runs = Number(values.runs);
 const root = path.resolve(values.dir!);
 const cli = path.join(__dirname, '..', 'dist', 'cli.js');
-// LLaMA-2-7B projection shapes as [module path suffix, in, out].
-const MODULES: [string, number, number][] = [
-  ['self_attn.q_proj', 4096, 4096], ['self_attn.k_proj', 4096, 4096], ['self_attn.v_proj', 4096, 4096], ['self_attn.o_proj', 4096, 4096],
-  ['mlp.gate_proj', 4096, 11008], ['mlp.up_proj', 4096, 11008], ['mlp.down_proj', 11008, 4096],
-];
-const LAYERS = 32;
+const MODULES = LLAMA7B_MODULES;
+const LAYERS = LLAMA7B_LAYERS;
 
 /** model.safetensors with the 224 projection weights as BF16 [out, in]: header written, data left sparse. */
 async function writeSparseBase(dir: string): Promise<void> {
@@ -54,8 +50,7 @@ async function writeMoraAdapter(dir: string, base: string): Promise<void> {
   for (let l = 0; l < LAYERS; l++) {
     for (const [name, inF, outF] of MODULES) {
       const rHat = moraRank(inF, outF, 8, type);
-      const rnd = mulberry(l * 16 + modules.length);
-      const M = Float32Array.from({ length: rHat * rHat }, () => 0.02 * randn(rnd));
+      const M = randomM(rHat, l * 16 + modules.length); // the same M as spectrumBench.ts
       modules.push({ path: `model.layers.${l}.${name}`, A: M, aShape: [rHat, rHat], B: M, bShape: [rHat, rHat] });
     }
   }
