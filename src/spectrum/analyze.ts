@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
-  baseDims, layerIndexOf, mergeWeight, moduleScaling, readAdapter, readAdapterConfig, resolveBaseWeightName,
+  WEIGHTS_FILE, baseDims, layerIndexOf, mergeWeight, moduleScaling, readAdapter, readAdapterConfig, resolveBaseWeightName,
   type AdapterConfig, type AdapterModule,
 } from '../adapters';
 import { ModelWeights } from '../safetensors';
@@ -57,6 +57,10 @@ export interface SpectrumReport {
 }
 
 const isDir = (p: string): Promise<boolean> => fs.stat(p).then((s) => s.isDirectory(), () => false);
+
+/** Size of the adapter's weights file (0 if unreadable: readAdapter then reports the real problem). */
+const adapterFileBytes = (dir: string): Promise<number> =>
+  fs.stat(path.join(dir, WEIGHTS_FILE)).then((s) => s.size, () => 0);
 
 /** The base folder to use: the explicit one, else base_model_name_or_path when it names a local folder. */
 export async function resolveBaseDir(adapterDir: string, cfg: AdapterConfig, explicit?: string): Promise<string | null> {
@@ -139,7 +143,11 @@ export async function analyzeAdapter(dir: string, opts: AnalyzeOptions = {}): Pr
   const cfg = await readAdapterConfig(dir);
   const baseDir = await resolveBaseDir(dir, cfg, opts.base);
   const weights = baseDir ? await ModelWeights.open(baseDir) : null;
+  // Large MoRA adapters: every module's σ on worker threads, consumed in order below (small ones stay inline). The
+  // workers start now, so their start-up overlaps reading the adapter.
+  const pool = new MoraSpectrumPool();
   try {
+    if (cfg.use_mora) pool.prestart(MoraSpectrumPool.prestartThreads(await adapterFileBytes(dir)));
     const baseName = (p: string): string | undefined => (weights ? resolveBaseWeightName(p, (n) => weights.has(n)) : undefined);
     const shapeOf = (p: string): number[] | undefined => {
       const given = opts.shapes?.(p);
@@ -153,50 +161,44 @@ export async function analyzeAdapter(dir: string, opts: AnalyzeOptions = {}): Pr
       .sort(moduleOrder);
     if (mods.length === 0) throw new SpectrumError('NoModules', `${dir}: the adapter has no LoRA/MoRA modules`);
     const out: ModuleSpectrum[] = [];
-    // Large MoRA adapters: every module's σ on worker threads, consumed in order below (small ones stay inline).
-    const pool = new MoraSpectrumPool();
     const pending = cfg.use_mora ? startMoraJobs(pool, cfg, mods.map((x) => x.m), shapeOf) : null;
-    try {
-      for (const [i, { m, layer }] of mods.entries()) {
-        checkCancelled(opts.signal);
-        const t = performance.now();
-        const shape = shapeOf(m.path);
-        const s = pending ? await moraResult(pending[i], cfg, m, shape!) : moduleSigma(cfg, m, shape);
-        const metrics = spectrumMetrics(s.sigma, {
-          rows: s.rows,
-          cols: s.cols,
-          topK: opts.topK,
-          threshold: opts.threshold,
-          rankTol: Math.max(s.tolerance, Math.max(s.rows, s.cols) * EPS * (s.sigma[0] ?? 0)),
-        });
-        const entry: ModuleSpectrum = {
-          path: m.path,
-          layer,
-          moduleType: moduleTypeOf(m.path),
-          kind: cfg.use_mora ? 'mora' : cfg.use_dora ? 'dora' : 'lora',
-          rows: s.rows,
-          cols: s.cols,
-          rank: s.rank,
-          sigma: Array.from(s.sigma),
-          method: s.method,
-          tolerance: s.tolerance,
-          metrics,
-          ms: 0,
-        };
-        if (opts.intruders && weights && shape) {
-          const name = baseName(m.path)!;
-          const W = await weights.readFloat32(name);
-          const merged = mergeWeight(cfg, m, W, shape);
-          entry.intruders = intruderDimensions(W, merged, shape[0], shape[1], opts.intruders);
-        }
-        entry.ms = performance.now() - t;
-        out.push(entry);
-        opts.onProgress?.({ done: i + 1, total: mods.length, module: m.path });
-        // Let cancel messages and progress flushes through between modules.
-        await new Promise((r) => setImmediate(r));
+    for (const [i, { m, layer }] of mods.entries()) {
+      checkCancelled(opts.signal);
+      const t = performance.now();
+      const shape = shapeOf(m.path);
+      const s = pending ? await moraResult(pending[i], cfg, m, shape!) : moduleSigma(cfg, m, shape);
+      const metrics = spectrumMetrics(s.sigma, {
+        rows: s.rows,
+        cols: s.cols,
+        topK: opts.topK,
+        threshold: opts.threshold,
+        rankTol: Math.max(s.tolerance, Math.max(s.rows, s.cols) * EPS * (s.sigma[0] ?? 0)),
+      });
+      const entry: ModuleSpectrum = {
+        path: m.path,
+        layer,
+        moduleType: moduleTypeOf(m.path),
+        kind: cfg.use_mora ? 'mora' : cfg.use_dora ? 'dora' : 'lora',
+        rows: s.rows,
+        cols: s.cols,
+        rank: s.rank,
+        sigma: Array.from(s.sigma),
+        method: s.method,
+        tolerance: s.tolerance,
+        metrics,
+        ms: 0,
+      };
+      if (opts.intruders && weights && shape) {
+        const name = baseName(m.path)!;
+        const W = await weights.readFloat32(name);
+        const merged = mergeWeight(cfg, m, W, shape);
+        entry.intruders = intruderDimensions(W, merged, shape[0], shape[1], opts.intruders);
       }
-    } finally {
-      pool.close();
+      entry.ms = performance.now() - t;
+      out.push(entry);
+      opts.onProgress?.({ done: i + 1, total: mods.length, module: m.path });
+      // Let cancel messages and progress flushes through between modules.
+      await new Promise((r) => setImmediate(r));
     }
     return {
       adapter: dir,
@@ -208,6 +210,7 @@ export async function analyzeAdapter(dir: string, opts: AnalyzeOptions = {}): Pr
       elapsedMs: performance.now() - t0,
     };
   } finally {
+    pool.close();
     await weights?.close();
   }
 }

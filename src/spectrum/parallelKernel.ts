@@ -27,6 +27,9 @@ export type KernelReply =
   | { id: number; ok: true; sigma: Float64Array; method: MoraSpectrum['method']; blocks: number; tolerance: number }
   | { id: number; ok: false; name: string; kind?: string; message: string };
 
+/** Adapter files at least this large start the pool's workers while they are still being read. */
+const PRESTART_BYTES = 4 << 20;
+
 /** Below this much estimated work (Σ r̂³) the thread start-up (tens of ms) costs more than it saves. */
 const MIN_PARALLEL_WORK = 2e8;
 
@@ -53,6 +56,13 @@ function rebuildError(r: Extract<KernelReply, { ok: false }>): Error {
 export class MoraSpectrumPool {
   private workers: Worker[] = [];
   private closed = false;
+  /** A prestarted worker that failed before run() attached its handlers (it would otherwise be an uncaught error). */
+  private startError: Error | null = null;
+
+  /** Worker threads this pool holds now (prestarted or running). */
+  get threadCount(): number {
+    return this.workers.length;
+  }
 
   /** Threads to use for `jobs`: 0 means inline (small work, one core, or no worker script). */
   static threadsFor(jobs: readonly MoraJob[], requested?: number): number {
@@ -63,12 +73,36 @@ export class MoraSpectrumPool {
     return want;
   }
 
+  /** Threads worth starting before the jobs are known, for an adapter file of `bytes` (0 when not worth it). */
+  static prestartThreads(bytes: number): number {
+    const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    // M is stored twice (lora_A and lora_B), so a float32 adapter spends 8 bytes per value of M: PRESTART_BYTES is
+    // about five r̂ = 348 modules (Σ r̂³ ≈ MIN_PARALLEL_WORK), below which threadsFor stays inline anyway.
+    return cores >= 2 && bytes >= PRESTART_BYTES && workerSource() ? cores : 0;
+  }
+
+  /**
+   * Starts up to `threads` idle workers ahead of run(), so their start-up (loading the script, compiling the WASM
+   * kernels: tens of ms) overlaps the caller reading the adapter. run() takes them first; close() stops unused ones.
+   */
+  prestart(threads: number): void {
+    const src = workerSource();
+    if (!src || this.closed) return;
+    while (this.workers.length < threads) {
+      const w = new Worker(src.script, { eval: src.evalCode });
+      w.once('error', (err) => (this.startError ??= err));
+      this.workers.push(w);
+    }
+  }
+
   /** Starts the jobs; `threads` 0 computes them inline, one per event-loop turn. */
   run(jobs: readonly MoraJob[], threads: number): Promise<MoraSpectrum>[] {
     const settle: { resolve: (s: MoraSpectrum) => void; reject: (e: Error) => void }[] = [];
     const promises = jobs.map((_, i) => new Promise<MoraSpectrum>((resolve, reject) => (settle[i] = { resolve, reject })));
     // Unhandled rejections of jobs nobody awaits any more (after a cancel) must not crash the process.
     for (const p of promises) p.catch(() => undefined);
+    // Prestarted workers beyond what these jobs use (all of them when computing inline) are not needed.
+    for (const w of this.workers.splice(threads)) void w.terminate();
     if (threads === 0) {
       void (async () => {
         for (const [i, j] of jobs.entries()) {
@@ -84,6 +118,11 @@ export class MoraSpectrumPool {
       return promises;
     }
     const src = workerSource()!;
+    if (this.startError) {
+      for (let i = 0; i < jobs.length; i++) settle[i].reject(this.startError);
+      this.close();
+      return promises;
+    }
     let next = 0;
     // Each worker keeps a second job queued behind the one it computes: with every core busy, the main thread gets
     // scheduled only milliseconds after a reply arrives, and a worker waiting for its next job idles that long (on
@@ -102,8 +141,8 @@ export class MoraSpectrumPool {
       if ((inFlight.get(w) ?? 0) === 0) void w.terminate();
     };
     for (let t = 0; t < threads; t++) {
-      const w = new Worker(src.script, { eval: src.evalCode });
-      this.workers.push(w);
+      const w = this.workers[t] ?? new Worker(src.script, { eval: src.evalCode });
+      this.workers[t] = w;
       w.on('message', (r: KernelReply) => {
         inFlight.set(w, inFlight.get(w)! - 1);
         if (r.ok) settle[r.id].resolve({ sigma: r.sigma, method: r.method, blocks: r.blocks, tolerance: r.tolerance });

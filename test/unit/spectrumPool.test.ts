@@ -51,3 +51,26 @@ test('pool: a bad job rejects with its named error; the jobs around it still res
     pool.close();
   }
 });
+
+test('pool: prestarted workers take the jobs; an inline run stops them', { timeout: 60_000 }, async () => {
+  const pool = new MoraSpectrumPool();
+  try {
+    pool.prestart(2);
+    assert.equal(pool.threadCount, 2);
+    const got = await Promise.all(pool.run(JOBS, 2));
+    assert.equal(pool.threadCount, 2, 'the prestarted workers, not new ones');
+    JOBS.forEach((j, i) => assert.deepEqual(Array.from(got[i].sigma), Array.from(moraSingularValues(j.M, j.rHat, j.inF, j.outF, j.type).sigma)));
+  } finally {
+    pool.close();
+  }
+  const inline = new MoraSpectrumPool();
+  try {
+    inline.prestart(2);
+    const got = await Promise.all(inline.run(JOBS.slice(0, 3), 0));
+    assert.equal(inline.threadCount, 0, 'inline work needs no threads');
+    assert.deepEqual(Array.from(got[2].sigma), Array.from(moraSingularValues(JOBS[2].M, JOBS[2].rHat, JOBS[2].inF, JOBS[2].outF, JOBS[2].type).sigma));
+  } finally {
+    inline.close();
+  }
+  assert.equal(MoraSpectrumPool.prestartThreads(1000), 0, 'a small adapter file starts no threads');
+});
