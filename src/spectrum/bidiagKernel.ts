@@ -6,8 +6,6 @@
 // DenseKernels (WASM SIMD where available, bit-identical JS otherwise); what stays here is O(n) per column.
 
 import { denseKernels, type DenseKernels } from './denseKernels';
-import { packStrided } from './gemmKernel';
-import { reflectRun } from './householder';
 import { bidiagonalize } from './linalg';
 
 /**
@@ -23,7 +21,14 @@ const NX = 48;
  * copy (in the kernels' buffers): `a` is not modified. Falls back to the unblocked routine for small matrices.
  */
 export function bidiagonalizeBlocked(a: Float64Array | Float32Array, m: number, n: number): { d: Float64Array; e: Float64Array } {
-  if (n <= NX) return bidiagonalize(Float64Array.from(a.subarray(0, m * n)), m, n);
+  if (n <= NX) {
+    if (m < n) return bidiagonalize(Float64Array.from(a.subarray(0, m * n)), m, n); // refuses the shape
+    const small = [m * n, m, n];
+    const sk = denseKernels(small);
+    const [s, sv, sw] = sk.buffers(small);
+    s.set(a.subarray(0, m * n));
+    return bidiagonalizeUnblocked(sk, s, m, n, sv, sw);
+  }
   const d = new Float64Array(n);
   const e = new Float64Array(n - 1);
   const K = 2 * NB;
@@ -43,18 +48,18 @@ export function bidiagonalizeBlocked(a: Float64Array | Float32Array, m: number, 
     const rows = m - r0;
     const cols = n - r0;
     // Ā(r, p) = V(r0 + r, p) | X(r0 + r, p − NB);  B̄ᵀ(c, p) = Y(r0 + c, p) | U(p − NB, r0 + c) = A(k + p − NB, r0 + c)
-    packStrided(pa, rows, K, 0, NB, A, r0 * n + k, n, 1);
-    packStrided(pa, rows, K, NB, K, x, r0 * NB, NB, 1);
-    packStrided(pb, cols, K, 0, NB, y, r0 * NB, NB, 1);
-    packStrided(pb, cols, K, NB, K, A, k * n + r0, 1, n);
+    kern.pack(pa, rows, K, 0, NB, A, r0 * n + k, n, 1);
+    kern.pack(pa, rows, K, NB, K, x, r0 * NB, NB, 1);
+    kern.pack(pb, cols, K, 0, NB, y, r0 * NB, NB, 1);
+    kern.pack(pb, cols, K, NB, K, A, k * n + r0, 1, n);
     kern.gemmSub(A, r0 * n + r0, n, rows, cols, K, pa, pb);
   }
-  // The last few columns, unblocked, on a compact copy of the trailing block.
+  // The last few columns, unblocked, on the trailing block compacted to the front of A (row i moves to i·nt ≤ its
+  // old place, and past the rows before it, so copying in row order is safe).
   const mt = m - k;
   const nt = n - k;
-  const tail = new Float64Array(mt * nt);
-  for (let i = 0; i < mt; i++) tail.set(A.subarray((k + i) * n + k, (k + i) * n + n), i * nt);
-  const rest = bidiagonalize(tail, mt, nt);
+  for (let i = 0; i < mt; i++) A.copyWithin(i * nt, (k + i) * n + k, (k + i) * n + n);
+  const rest = bidiagonalizeUnblocked(kern, A, mt, nt, v, acc);
   d.set(rest.d, k);
   e.set(rest.e, k);
   return { d, e };
@@ -93,7 +98,7 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
       }
       kern.corr(a, k, n, x, 0, NB, g, m, t1, t2, a, g, n, 1);
     }
-    const left = reflectRun(a, g, n, v, g, m, true);
+    const left = kern.reflect(a, g, n, v, g, m);
     d[g] = left.diag;
     const tauq = left.tau;
 
@@ -112,7 +117,7 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
       kern.corr(y, 0, NB, y, 0, NB, c0, n, t1, zero8, acc, 0, 1, 1);
       kern.atv(uRows, n, 0, i, c0, n, tn, acc);
     }
-    for (let c = c0; c < n; c++) y[c * NB + i] = tauq * acc[c];
+    kern.scaleTo(acc, c0, n, tauq, y, i, NB);
 
     // Row g catches up: A(g, g+1:n) −= Y(g+1:n, :i+1)·A(g, k:g+1)ᵀ + U(:i, g+1:n)ᵀ·X(g, :i)ᵀ.
     const go = g * n;
@@ -124,7 +129,7 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
       kern.atv(uRows, n, 0, i, c0, n, tn, a.subarray(go));
     }
     // Right reflector on the (contiguous) row segment A(g, g+1:n).
-    const right = reflectRun(a, go, 1, u, c0, n, true);
+    const right = kern.reflect(a, go, 1, u, c0, n);
     e[g] = right.diag;
     const taup = right.tau;
 
@@ -138,4 +143,34 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
     kern.av(a, n, g + 1, m, c0, n, u, x, i, NB);
     kern.corr(a, k, n, x, 0, NB, g + 1, m, t1, t2, x, i, NB, taup);
   }
+}
+
+/**
+ * linalg.ts's bidiagonalize (m ≥ n, unblocked) on buffers of `kern`, its row loops as kernels; v (≥ m) and w (≥ n)
+ * are scratch. The reflectors are stored back into the reduced column and row, which bidiagonalize skips: neither is
+ * read again, so d and e are bit-identical to it.
+ */
+function bidiagonalizeUnblocked(kern: DenseKernels, a: Float64Array, m: number, n: number, v: Float64Array, w: Float64Array): { d: Float64Array; e: Float64Array } {
+  const d = new Float64Array(n);
+  const e = new Float64Array(Math.max(n - 1, 0));
+  for (let k = 0; k < n; k++) {
+    // Left reflector on column k; A[k:, k+1:] −= τ·v·(vᵀA[k:, k+1:]).
+    const left = kern.reflect(a, k, n, v, k, m);
+    d[k] = left.diag;
+    if (left.tau !== 0) {
+      w.fill(0, k + 1, n);
+      kern.rowsAxpy(a, n, k, m, k + 1, n, v, w);
+      kern.rowsRank1(a, n, k, m, k + 1, n, left.tau, v, w);
+    }
+    if (k >= n - 1) break;
+    if (k === n - 2) {
+      e[k] = a[k * n + k + 1];
+      continue;
+    }
+    // Right reflector on row k; A[k+1:, k+1:] −= τ·(A[k+1:, k+1:]·w)·wᵀ.
+    const right = kern.reflect(a, k * n, 1, w, k + 1, n);
+    e[k] = right.diag;
+    if (right.tau !== 0) kern.rowsDotRank1(a, n, k + 1, m, k + 1, n, right.tau, w);
+  }
+  return { d, e };
 }

@@ -7,7 +7,9 @@
 // views of the previous one (the arena is reset and may grow), so a reduction takes all its buffers in one call.
 
 import { WasmArena, instantiate, wasmSimdSupported } from '../util/wasm';
-import { gemmStridedSubtract, gemmSubtract } from './gemmKernel';
+import { rowsAxpy, rowsDotRank1, rowsRank1, scaleTo, wColumn } from './columnKernels';
+import { gemmStridedSubtract, gemmSubtract, packStrided } from './gemmKernel';
+import { reflectRun } from './householder';
 import { symvLower } from './symvKernel';
 import { denseKernelModule, type WasmDenseExports } from './wasmKernels';
 
@@ -32,6 +34,18 @@ export interface DenseKernels {
   colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array): void;
   /** C −= Ā·B̄ with Ā read in place through strides and B̄ᵀ packed (see gemmStridedSubtract); cols % 4 == 0. */
   gemmStrided(c: Float64Array, c0: number, ldc: number, rows: number, cols: number, k: number, a: Float64Array, a0: number, ablk: number, ars: number, acs: number, pb: Float64Array): void;
+  /** packStrided (gemmKernel.ts) from a buffer of these kernels, weights `wp` (also such a buffer) optional. */
+  pack(dst: Float64Array, rows: number, k: number, p0: number, p1: number, src: Float64Array, off: number, rs: number, ps: number, wp?: Float64Array): void;
+  /** reflectRun(x, off, stride, v, from, to, true) (householder.ts), from < to: the reflector goes back into the run. */
+  reflect(x: Float64Array, off: number, stride: number, v: Float64Array, from: number, to: number): { diag: number; tau: number };
+  /** wColumn (columnKernels.ts): the tridiagonalisation's W column from acc = A₂₂v − corrections. */
+  wColumn(acc: Float64Array, v: Float64Array, c0: number, n: number, tau: number, w: Float64Array, wo: number, ws: number): void;
+  /** scaleTo (columnKernels.ts): dst[dOff + c·ds] = f·src[c] for c in [c0, c1). */
+  scaleTo(src: Float64Array, c0: number, c1: number, f: number, dst: Float64Array, dOff: number, ds: number): void;
+  /** The unblocked bidiagonalisation's row loops (columnKernels.ts), over rows [r0, r1) and columns [c0, c1). */
+  rowsAxpy(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, v: Float64Array, w: Float64Array): void;
+  rowsRank1(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, beta: number, v: Float64Array, w: Float64Array): void;
+  rowsDotRank1(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, beta: number, w: Float64Array): void;
 }
 
 export const jsKernels: DenseKernels = {
@@ -39,6 +53,13 @@ export const jsKernels: DenseKernels = {
   buffers: (lengths) => lengths.map((n) => new Float64Array(n)),
   gemmSub: gemmSubtract,
   gemmStrided: gemmStridedSubtract,
+  pack: packStrided,
+  reflect: (x, off, stride, v, from, to) => reflectRun(x, off, stride, v, from, to, true),
+  wColumn,
+  scaleTo,
+  rowsAxpy,
+  rowsRank1,
+  rowsDotRank1,
   atv(a, lda, r0, r1, c0, c1, v, acc) {
     let r = r0;
     for (; r + 3 < r1; r += 4) {
@@ -112,21 +133,39 @@ class WasmKernels implements DenseKernels {
     this.ex = instantiate<WasmDenseExports>(denseKernelModule(), this.arena.memory);
   }
 
+  // The views handed out by the last buffers() call and their byte offsets, and the arena's buffer at that time.
+  private views: Float64Array[] = [];
+  private addrs: number[] = [];
+  private live: ArrayBuffer | null = null;
+  // Two doubles after the last buffer, where reflect() leaves its diag.
+  private out = new Float64Array(0);
+  private outAddr = 0;
+
   /**
    * Byte address of v[o] in the arena. Views from an earlier buffers() call, or arrays outside the arena, would be
-   * read at a meaningless address by the kernel, so they are refused (the check is per call, not per element).
+   * read at a meaningless address by the kernel, so they are refused. The live views are recognised by identity
+   * first: reading .buffer and .byteOffset of a view of wasm memory costs ≈ 20 ns each, and the reductions make
+   * thousands of kernel calls with several arrays each. A subarray of a live view takes the checked path.
    */
   private at(v: Float64Array, o = 0): number {
-    if (v.buffer !== this.arena.memory.buffer) throw new RangeError('wasm kernels: buffer is not a live view of the arena');
+    const views = this.views;
+    for (let i = 0; i < views.length; i++) if (views[i] === v) return this.addrs[i] + o * 8;
+    if (v.buffer !== this.live) throw new RangeError('wasm kernels: buffer is not a live view of the arena');
     return v.byteOffset + o * 8;
   }
 
   buffers(lengths: number[]): Float64Array[] {
     this.arena.reset();
     const offs = lengths.map((n) => this.arena.alloc(n * 8));
+    this.outAddr = this.arena.alloc(16);
     // Views only after the last alloc: growing the memory detaches earlier views.
-    const views = lengths.map((n, i) => new Float64Array(this.arena.memory.buffer, offs[i], n));
+    const buf = this.arena.memory.buffer;
+    const views = lengths.map((n, i) => new Float64Array(buf, offs[i], n));
     for (const v of views) v.fill(0);
+    this.views = views.slice();
+    this.addrs = offs;
+    this.live = buf;
+    this.out = new Float64Array(buf, this.outAddr, 2);
     return views;
   }
 
@@ -171,6 +210,36 @@ class WasmKernels implements DenseKernels {
     if (nrb > 0 && cols > 0 && k > 0) this.ex.gemmStrided(this.at(c, c0), ldc * 8, nrb, cols >> 2, k, this.at(a, a0), ablk * 8, ars * 8, acs * 8, this.at(pb));
     // A partial last row block in JS (identical arithmetic).
     if (rows > nrb * 4) gemmStridedSubtract(c, c0 + nrb * 4 * ldc, ldc, rows - nrb * 4, cols, k, a, a0 + nrb * ablk, ablk, ars, acs, pb);
+  }
+
+  pack(dst: Float64Array, rows: number, k: number, p0: number, p1: number, src: Float64Array, off: number, rs: number, ps: number, wp?: Float64Array): void {
+    if (rows > 0 && p1 > p0) this.ex.pack(this.at(dst), rows, k, p0, p1, this.at(src, off), rs * 8, ps * 8, wp ? this.at(wp) : 0, wp ? 1 : 0);
+  }
+
+  reflect(x: Float64Array, off: number, stride: number, v: Float64Array, from: number, to: number): { diag: number; tau: number } {
+    if (!(from < to)) throw new RangeError(`reflect: empty run [${from}, ${to})`);
+    const tau = this.ex.reflect(this.at(x, off), stride * 8, from, to, this.at(v), this.outAddr);
+    return { diag: this.out[0], tau };
+  }
+
+  wColumn(acc: Float64Array, v: Float64Array, c0: number, n: number, tau: number, w: Float64Array, wo: number, ws: number): void {
+    if (n > c0) this.ex.wcol(this.at(acc), this.at(v), c0, n, tau, this.at(w, wo), ws * 8);
+  }
+
+  scaleTo(src: Float64Array, c0: number, c1: number, f: number, dst: Float64Array, dOff: number, ds: number): void {
+    if (c1 > c0) this.ex.scaleTo(this.at(src), c0, c1, f, this.at(dst, dOff), ds * 8);
+  }
+
+  rowsAxpy(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, v: Float64Array, w: Float64Array): void {
+    if (r1 > r0 && c1 > c0) this.ex.rowsAxpy(this.at(a), lda * 8, r0, r1, c0, c1, this.at(v), this.at(w));
+  }
+
+  rowsRank1(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, beta: number, v: Float64Array, w: Float64Array): void {
+    if (r1 > r0 && c1 > c0) this.ex.rowsRank1(this.at(a), lda * 8, r0, r1, c0, c1, beta, this.at(v), this.at(w));
+  }
+
+  rowsDotRank1(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, beta: number, w: Float64Array): void {
+    if (r1 > r0 && c1 > c0) this.ex.rowsDotRank1(this.at(a), lda * 8, r0, r1, c0, c1, beta, this.at(w));
   }
 }
 

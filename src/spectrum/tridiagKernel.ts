@@ -5,8 +5,6 @@
 // symmetric products, panel corrections and the update run through DenseKernels (WASM SIMD or bit-identical JS).
 
 import { denseKernels } from './denseKernels';
-import { packStrided } from './gemmKernel';
-import { reflectRun } from './householder';
 import { tridiagonalize } from './linalg';
 
 const NB = 8; // the 8-wide row kernels (corr, colsT) are built for this panel width
@@ -42,7 +40,7 @@ export function tridiagonalizeBlocked(aIn: Float64Array, n: number): { d: Float6
       d[g] = a[g * n + g];
       // Reflector on A(g+1:n, g); the vector stays in the column with its unit head.
       const c0 = g + 1;
-      const h = reflectRun(a, g, n, v, c0, n, true);
+      const h = kern.reflect(a, g, n, v, c0, n);
       e[g] = h.diag;
       const tau = h.tau;
       // W(g+1:n, i) = τ·[A₂₂ v − V·(Wᵀv) − W·(Vᵀv)], A₂₂ the panel-start trailing block (lower triangle).
@@ -56,22 +54,16 @@ export function tridiagonalizeBlocked(aIn: Float64Array, n: number): { d: Float6
         t2.fill(0, i);
         kern.corr(a, k, n, w, 0, NB, c0, n, t1, t2, acc, 0, 1, 1);
       }
-      let dot = 0;
-      for (let r = c0; r < n; r++) {
-        acc[r] *= tau;
-        dot += acc[r] * v[r];
-      }
-      const alpha = -0.5 * tau * dot;
-      for (let r = c0; r < n; r++) w[r * NB + i] = acc[r] + alpha * v[r];
+      kern.wColumn(acc, v, c0, n, tau, w, i, NB);
     }
     // Trailing update (lower triangle): A[k+NB:, k+NB:] −= [V W]·[W V]ᵀ : [rows, 2·NB] x [2·NB, rows] -> [rows, rows]
     const r0 = k + NB;
     const rows = n - r0;
     // Ā(r, p) = V(r0 + r, p) | W(r0 + r, p − NB);  B̄ᵀ(r, p) = W(r0 + r, p) | V(r0 + r, p − NB)
-    packStrided(pa, rows, K, 0, NB, a, r0 * n + k, n, 1);
-    packStrided(pa, rows, K, NB, K, w, r0 * NB, NB, 1);
-    packStrided(pb, rows, K, 0, NB, w, r0 * NB, NB, 1);
-    packStrided(pb, rows, K, NB, K, a, r0 * n + k, n, 1);
+    kern.pack(pa, rows, K, 0, NB, a, r0 * n + k, n, 1);
+    kern.pack(pa, rows, K, NB, K, w, r0 * NB, NB, 1);
+    kern.pack(pb, rows, K, 0, NB, w, r0 * NB, NB, 1);
+    kern.pack(pb, rows, K, NB, K, a, r0 * n + k, n, 1);
     kern.gemmSub(a, r0 * n + r0, n, rows, rows, K, pa, pb, true);
   }
   // The last few columns, unblocked, on a compact copy of the trailing block (its lower triangle is what counts).

@@ -4,10 +4,14 @@
 // floating-point operations of its JS twin in denseKernels.ts (symvKernel.ts for the symmetric product) in the same
 // order, so the two paths give bit-identical results; the JS twins define the arithmetic. Pointers are byte offsets
 // into the arena memory; row strides are in bytes.
+// The module also takes the blocked reductions' per-column loops (wasmColumn.ts) and the row loops of the unblocked
+// bidiagonalisation that finishes them (wasmRows.ts).
 
 import { assembleModule, code, op, type Code, type WasmFunction } from '../util/wasm';
 import { c32, whileDo, bump, zero128, ld, ldf } from './wasmAsm';
+import { packFn, reflectFn, scaleToFn, wcolFn } from './wasmColumn';
 import { gemmStridedFn } from './wasmGemmStrided';
+import { rowsAxpyFn, rowsDotRank1Fn, rowsRank1Fn } from './wasmRows';
 import { symvFn } from './wasmSymv';
 
 const { get, set } = op;
@@ -154,11 +158,18 @@ export interface WasmDenseExports {
   corr(a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, t1: number, t2: number, out: number, os8: number, scale: number): void;
   colsT(a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, v: number, t1: number, t2: number): void;
   gemmStrided(c: number, ldc8: number, nrb: number, ncb: number, k: number, a: number, ablk8: number, ars8: number, acs8: number, pb: number): void;
+  pack(dst: number, rows: number, k: number, p0: number, p1: number, src: number, rs8: number, ps8: number, wp: number, hasW: number): void;
+  reflect(x: number, stride8: number, from: number, to: number, v: number, out: number): number;
+  wcol(acc: number, v: number, c0: number, n: number, tau: number, w: number, ws8: number): void;
+  scaleTo(src: number, c0: number, c1: number, f: number, dst: number, ds8: number): void;
+  rowsAxpy(a: number, lda8: number, r0: number, r1: number, c0: number, c1: number, v: number, w: number): void;
+  rowsRank1(a: number, lda8: number, r0: number, r1: number, c0: number, c1: number, beta: number, v: number, w: number): void;
+  rowsDotRank1(a: number, lda8: number, r0: number, r1: number, c0: number, c1: number, beta: number, w: number): void;
 }
 
 /** The module bytes (assembled once per process by the caller). */
 export function denseKernelModule(): Uint8Array<ArrayBuffer> {
-  return assembleModule([gemmFn(), atvFn(), avFn(), symvFn(), corrFn(), colsTFn(), gemmStridedFn()]);
+  return assembleModule([gemmFn(), atvFn(), avFn(), symvFn(), corrFn(), colsTFn(), gemmStridedFn(), packFn(), reflectFn(), wcolFn(), scaleToFn(), rowsAxpyFn(), rowsRank1Fn(), rowsDotRank1Fn()]);
 }
 
 /**
