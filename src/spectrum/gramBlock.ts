@@ -9,6 +9,7 @@ import { tridiagonalEigenvaluesPwk } from './tridiagEigen';
 import { tridiagonalizeBlocked } from './tridiagKernel';
 
 const EPS = 2.220446049250313e-16;
+const TILE = 16; // weightedGram's mirror tile: 16 rows of 16 doubles stay in L1
 
 let scratchBuf = new Float64Array(0);
 
@@ -24,65 +25,37 @@ export function scratch(n: number): Float64Array {
 }
 
 /**
- * Mᵀ diag(w) M for M [k, r] (k defaults to r): [r, k] x [k] x [k, r] -> [r, r] (symmetric, both triangles filled),
- * through the register-blocked kernel (lower triangle, then mirrored).
+ * Mᵀ diag(w) M for M [k, r] (the first k rows; k defaults to r): [r, k] x [k] x [k, r] -> [r, r], through the
+ * register-blocked kernel (lower triangle), mirrored into the upper triangle unless `lowerOnly` (a Gram that only
+ * gramSigma reads, which reads the lower triangle; the upper is then 0).
  */
-export function weightedGram(M: ArrayLike<number>, r: number, w: ArrayLike<number>, k = r): Float64Array {
+export function weightedGram(M: ArrayLike<number>, r: number, w: ArrayLike<number>, k = r, lowerOnly = false): Float64Array {
   const packLen = Math.ceil(r / 4) * 4 * k;
   const lengths = [r * r, packLen, packLen];
   const kern = denseKernels(lengths);
   const [g, pa, pb] = kern.buffers(lengths);
   // g −= Ā·B̄ with Ā(i, p) = −w_p·M(p, i) and B̄(p, j) = M(p, j).
   const m64 = M instanceof Float64Array || M instanceof Float32Array ? M : Float64Array.from(M);
-  const negW = Float64Array.from({ length: k }, (_, p) => -w[p]);
+  const negW = new Float64Array(k);
+  for (let p = 0; p < k; p++) negW[p] = -w[p];
   packStrided(pa, r, k, 0, k, m64, 0, 1, r, negW);
   packStrided(pb, r, k, 0, k, m64, 0, 1, r);
   kern.gemmSub(g, 0, r, r, r, k, pa, pb, true);
-  // Copy out of the kernels' buffers (the next reduction reuses them), mirroring the lower triangle.
+  // Copy out of the kernels' buffers (the next reduction reuses them), mirroring the lower triangle in TILE×TILE
+  // tiles: a plain column-order mirror writes one value per cache line and costs more than the copy.
   const out = new Float64Array(r * r);
-  for (let i = 0; i < r; i++) {
-    for (let j = 0; j <= i; j++) {
-      const x = g[i * r + j];
-      out[i * r + j] = x;
-      out[j * r + i] = x;
+  for (let i = 0; i < r; i++) for (let j = i * r; j <= i * r + i; j++) out[j] = g[j];
+  if (lowerOnly) return out;
+  for (let i0 = 0; i0 < r; i0 += TILE) {
+    const i1 = Math.min(r, i0 + TILE);
+    for (let j0 = 0; j0 <= i0; j0 += TILE) {
+      for (let i = i0; i < i1; i++) {
+        const j1 = Math.min(i, j0 + TILE);
+        for (let j = j0; j < j1; j++) out[j * r + i] = out[i * r + j];
+      }
     }
   }
   return out;
-}
-
-/**
- * In place G ← R_cᵀ G R_c, where x ↦ R_c x is the RoPE rotation of chunk c:
- * (R x)_j = x_j cos − x_{j+h} sin, (R x)_{j+h} = x_{j+h} cos + x_j sin.
- */
-export function rotatePairs(g: Float64Array, r: number, h: number, c: number, cos: Float32Array, sin: Float32Array): void {
-  // The chunk's angles as float64 once (same values): the column pass reads them r times.
-  const cs = Float64Array.from(cos.subarray(c * h, c * h + h));
-  const sn = Float64Array.from(sin.subarray(c * h, c * h + h));
-  // Columns: G ← G R.
-  for (let a = 0; a < r; a++) {
-    const o = a * r;
-    for (let j = 0; j < h; j++) {
-      const co = cs[j];
-      const si = sn[j];
-      const x = g[o + j];
-      const y = g[o + j + h];
-      g[o + j] = x * co + y * si;
-      g[o + j + h] = y * co - x * si;
-    }
-  }
-  // Rows: G ← Rᵀ G.
-  for (let j = 0; j < h; j++) {
-    const co = cos[c * h + j];
-    const si = sin[c * h + j];
-    const oj = j * r;
-    const oh = (j + h) * r;
-    for (let b = 0; b < r; b++) {
-      const x = g[oj + b];
-      const y = g[oh + b];
-      g[oj + b] = x * co + y * si;
-      g[oh + b] = y * co - x * si;
-    }
-  }
 }
 
 /**
@@ -103,11 +76,45 @@ export function gramSigma(H: Float64Array, n: number, count: number): { sigma: F
 }
 
 /**
- * H[idx[a]·nc + idx[b]] += f·g[a·r + b] for a, b < r: adds a chunk's rotated Gram block at its padded column
- * indices. idx is mostly a few ascending runs (a chunk's columns, wrapped once by the padding), so the inner loop runs
- * over those contiguously instead of gathering every index.
+ * H[idx[a]·nc + idx[b]] += f·(R_cᵀ G R_c)[a, b] for a, b < r: a chunk's rotated Gram block added at its padded column
+ * indices (x ↦ R_c x is the RoPE rotation of chunk c: (R x)_j = x_j cos − x_{j+h} sin, (R x)_{j+h} = x_{j+h} cos +
+ * x_j sin). G is overwritten with G·R_c. Only H's lower triangle (column ≤ row) is added to: gramSigma reads nothing
+ * else, and it halves the work. The row half of the rotation is computed as the rows are added, one pass over G fewer
+ * than rotating in place first; every entry is the same expression, so H's lower triangle gets the same bits.
  */
-export function scatterAdd(H: Float64Array, nc: number, g: Float64Array, r: number, idx: Int32Array, f: number): void {
+export function rotateScatter(
+  H: Float64Array,
+  nc: number,
+  g: Float64Array,
+  r: number,
+  h: number,
+  c: number,
+  cos: Float32Array,
+  sin: Float32Array,
+  idx: Int32Array,
+  f: number,
+): void {
+  // The chunk's angles as float64 once (same values): the column pass reads them r times.
+  const cs = new Float64Array(h);
+  const sn = new Float64Array(h);
+  for (let j = 0; j < h; j++) {
+    cs[j] = cos[c * h + j];
+    sn[j] = sin[c * h + j];
+  }
+  // Columns: G ← G R.
+  for (let a = 0; a < r; a++) {
+    const o = a * r;
+    for (let j = 0; j < h; j++) {
+      const co = cs[j];
+      const si = sn[j];
+      const x = g[o + j];
+      const y = g[o + j + h];
+      g[o + j] = x * co + y * si;
+      g[o + j + h] = y * co - x * si;
+    }
+  }
+  // idx is mostly a few ascending runs (a chunk's columns, wrapped once by the padding), so the inner loops run over
+  // those contiguously instead of gathering every index.
   const runs: number[] = []; // [start in g, start in H, length] triples
   for (let b = 0; b < r; ) {
     let e = b + 1;
@@ -115,14 +122,68 @@ export function scatterAdd(H: Float64Array, nc: number, g: Float64Array, r: numb
     runs.push(b, idx[b], e - b);
     b = e;
   }
-  for (let a = 0; a < r; a++) {
-    const ho = idx[a] * nc;
-    const go = a * r;
+  if (repeats(idx, nc)) {
+    // Rows a sharing an H row (a padding that wraps more than once) must be added in ascending a, the order the
+    // sums always had; the fused loop below visits j, j + h, j + 1, …, so rotate first and add row by row.
+    for (let j = 0; j < h; j++) {
+      const oj = j * r;
+      const oh = (j + h) * r;
+      for (let b = 0; b < r; b++) {
+        const x = g[oj + b];
+        const y = g[oh + b];
+        g[oj + b] = x * cs[j] + y * sn[j];
+        g[oh + b] = y * cs[j] - x * sn[j];
+      }
+    }
+    for (let a = 0; a < r; a++) addRow(H, nc, idx[a], g, a * r, runs, f);
+    return;
+  }
+  // Rows: (Rᵀ G R) rows j and j + h, straight into H, each up to its own diagonal.
+  for (let j = 0; j < h; j++) {
+    const co = cs[j];
+    const si = sn[j];
+    const oj = j * r;
+    const oh = (j + h) * r;
+    const ij = idx[j];
+    const ih = idx[j + h];
     for (let q = 0; q < runs.length; q += 3) {
-      const gs = go + runs[q];
-      const hs = ho + runs[q + 1];
+      const gs = runs[q];
+      const hs = runs[q + 1];
       const len = runs[q + 2];
-      for (let t = 0; t < len; t++) H[hs + t] += f * g[gs + t];
+      // Within the run, H columns hs … hs + len − 1: row ij takes the first nj of them, row ih the first nh.
+      const nj = Math.min(len, Math.max(0, ij - hs + 1));
+      const nh = Math.min(len, Math.max(0, ih - hs + 1));
+      const both = Math.min(nj, nh);
+      const pj = ij * nc + hs;
+      const ph = ih * nc + hs;
+      for (let t = 0; t < both; t++) {
+        const x = g[oj + gs + t];
+        const y = g[oh + gs + t];
+        H[pj + t] += f * (x * co + y * si);
+        H[ph + t] += f * (y * co - x * si);
+      }
+      for (let t = both; t < nj; t++) H[pj + t] += f * (g[oj + gs + t] * co + g[oh + gs + t] * si);
+      for (let t = both; t < nh; t++) H[ph + t] += f * (g[oh + gs + t] * co - g[oj + gs + t] * si);
     }
   }
+}
+
+/** H[row·nc + idx[b]] += f·g[go + b] over the runs of rotateScatter, for the columns idx[b] ≤ row. */
+function addRow(H: Float64Array, nc: number, row: number, g: Float64Array, go: number, runs: number[], f: number): void {
+  for (let q = 0; q < runs.length; q += 3) {
+    const gs = go + runs[q];
+    const hs = row * nc + runs[q + 1];
+    const len = Math.min(runs[q + 2], Math.max(0, row - runs[q + 1] + 1));
+    for (let t = 0; t < len; t++) H[hs + t] += f * g[gs + t];
+  }
+}
+
+/** Whether some index occurs twice in idx (values < n). */
+function repeats(idx: Int32Array, n: number): boolean {
+  const seen = new Uint8Array(n);
+  for (let a = 0; a < idx.length; a++) {
+    if (seen[idx[a]]) return true;
+    seen[idx[a]] = 1;
+  }
+  return false;
 }

@@ -17,8 +17,9 @@
 //   that case σ(M) also comes from the eigenvalues of MᵀM, which the coupled block needs anyway.
 
 import { moraChunks, moraRopeTables, type MoraType } from '../adapters';
-import { gramSigma, rotatePairs, scatterAdd, scratch, weightedGram } from './gramBlock';
+import { gramSigma } from './gramBlock';
 import { LinalgError, singularValues } from './linalg';
+import { ChunkWeights, chunkGram, chunkGroups, coupledBlock, type GramCache, mergeDescending, plainGram, type SigmaPart, weightedRows } from './ropeBlocks';
 import { scaledTimesSparse, shareColumnFactor } from './shareKernel';
 
 const EPS = 2.220446049250313e-16;
@@ -36,17 +37,6 @@ export interface MoraSpectrum {
    * boundary: gramBlock.ts gramSigma). Use it as the floor of any rank tolerance.
    */
   tolerance: number;
-}
-
-function sortDesc(parts: Float64Array[]): Float64Array {
-  const total = parts.reduce((s, p) => s + p.length, 0);
-  const out = new Float64Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out.sort().reverse();
 }
 
 function scaled(s: Float64Array, f: number): Float64Array {
@@ -84,12 +74,17 @@ function sharing(M: ArrayLike<number>, r: number, inF: number, outF: number): Mo
   const single = new Float64Array(r); // m_j: count of columns equal to e_j
   const explicit: number[][] = []; // the other columns, as row lists (a row may repeat)
   for (let c = 0; c < inF; c++) {
+    // Most columns have the one position p = c (no padding reaches them): no row list for those.
+    if (c + inF >= L) {
+      single[c % r]++;
+      continue;
+    }
     const rows: number[] = [];
     for (let p = c; p < L; p += inF) rows.push(p % r);
-    if (rows.length === 1) single[rows[0]]++;
-    else explicit.push(rows);
+    explicit.push(rows);
   }
-  const w = Float64Array.from({ length: r }, (_, j) => rowWeight(j, outF, r));
+  const w = new Float64Array(r);
+  for (let j = 0; j < r; j++) w[j] = rowWeight(j, outF, r);
   const constW = w.every((x) => x === w[0]);
   if (explicit.length === 0 && constW && single.every((x) => x === single[0])) {
     const sigma = scaled(singularValues(M, r, r), Math.sqrt(w[0] * single[0]));
@@ -125,35 +120,19 @@ function sharing(M: ArrayLike<number>, r: number, inF: number, outF: number): Mo
 
 function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraSpectrum {
   const chunks = moraChunks(inF, r);
-  const L = chunks * r;
-  const h = r / 2;
+  const wts = new ChunkWeights(r, outF, chunks * r);
   // The rotation tables (chunks·r̂/2 cos/sin pairs) only matter to a coupled block: built on first use.
   let tables: { cos: Float32Array; sin: Float32Array } | null = null;
-  // Chunks sharing an input column (through padding) belong to one block: union-find over chunks.
-  const parent = Int32Array.from({ length: chunks }, (_, i) => i);
-  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i])));
-  for (let p = inF; p < L; p++) {
-    const a = find(Math.floor(p / r));
-    const b = find(Math.floor((p % inF) / r));
-    if (a !== b) parent[a] = b;
-  }
-  const groups = new Map<number, number[]>();
-  for (let c = 0; c < chunks; c++) groups.set(find(c), [...(groups.get(find(c)) ?? []), c]);
-
-  const weight = (p: number): number => rowWeight(p, outF, L);
-  // Chunks whose rows no output reads (truncation) drop out, and may leave an uncoupled chunk behind.
-  const memberLists = [...groups.values()]
-    .map((all) => all.filter((c) => Array.from({ length: r }, (_, a) => weight(c * r + a)).some((x) => x > 0)))
-    .filter((m) => m.length > 0);
+  const memberLists = chunkGroups(chunks, r, inF, wts);
   const isCoupled = (m: number[]): boolean => m.length > 1 || (m[0] + 1) * r > inF;
   // With a coupled block the module's accuracy is already the Gram route's, so a chunk with a tiling boundary may
   // take that (cheaper) route too without changing the reported tolerance; otherwise it keeps its SVD.
   const viaGram = memberLists.some(isCoupled);
-  const grams = new Map<string, Float64Array>(); // Mᵀ diag(w) M by weighting ('plain': w = 1), shared by all blocks
+  const grams: GramCache = { plain: null }; // MᵀM, shared by all blocks
   let sigmaM: Float64Array | null = null;
   let tolM = 0; // σ(M)'s own accuracy when it came from the Gram matrix (0: an SVD, covered by the module's eps rule)
-  const parts: Float64Array[] = [];
-  const byPattern = new Map<string, Float64Array>();
+  const copies = new Map<number, number>(); // weight w -> how many chunks contribute √w·σ(M)
+  const parts: SigmaPart[] = [];
   let blocks = 0;
   let closed = true;
   let tolerance = 0;
@@ -161,9 +140,9 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
     const c = members[0];
     if (!isCoupled(members)) {
       // An unpadded chunk alone: σ(diag(√w)·M·R_c) = σ(diag(√w)·M).
-      const ws = Array.from({ length: r }, (_, a) => weight(c * r + a));
-      if (ws.every((x) => x === ws[0])) {
-        if (ws[0] === 0) continue;
+      const w = wts.constant(c);
+      if (w >= 0) {
+        if (w === 0) continue;
         if (!sigmaM) {
           if (viaGram) {
             // The module is at the Gram route's accuracy anyway, and the coupled block needs MᵀM: its eigenvalues
@@ -174,124 +153,32 @@ function rope(M: ArrayLike<number>, r: number, inF: number, outF: number): MoraS
           } else sigmaM = singularValues(M, r, r);
           blocks++;
         }
-        parts.push(scaled(sigmaM, Math.sqrt(ws[0])));
-        tolerance = Math.max(tolerance, tolM * Math.sqrt(ws[0]));
+        copies.set(w, (copies.get(w) ?? 0) + 1);
+        tolerance = Math.max(tolerance, tolM * Math.sqrt(w));
         continue;
       }
+      // The chunk the tiling boundary splits (there is one at most, so its σ is never reused).
       closed = false;
-      const key = ws.join(',');
-      let s = byPattern.get(key);
-      if (!s && viaGram) {
-        const g = chunkGram(M, r, ws, grams);
-        const block = gramSigma(g, r, ws.filter((x) => x > 0).length);
-        s = block.sigma;
+      if (viaGram) {
+        const block = gramSigma(chunkGram(M, r, wts, c, grams), r, wts.positive(c));
+        parts.push({ s: block.sigma, count: 1 });
         tolerance = Math.max(tolerance, block.tolerance);
-        byPattern.set(key, s);
-        blocks++;
+      } else {
+        parts.push({ s: singularValues(weightedRows(M, r, wts, c), wts.positive(c), r), count: 1 });
       }
-      if (!s) {
-        const rows = ws.map((x, a) => [x, a]).filter(([x]) => x > 0);
-        const y = new Float64Array(rows.length * r);
-        rows.forEach(([x, a], i) => {
-          for (let j = 0; j < r; j++) y[i * r + j] = Math.sqrt(x) * M[a * r + j];
-        });
-        s = singularValues(y, rows.length, r);
-        byPattern.set(key, s);
-        blocks++;
-      }
-      parts.push(s);
+      blocks++;
       continue;
     }
     closed = false;
     tables ??= moraRopeTables(r, chunks);
-    const block = coupledBlock(M, r, h, inF, members, weight, tables.cos, tables.sin, grams);
-    parts.push(block.sigma);
+    const block = coupledBlock(M, r, inF, members, wts, tables.cos, tables.sin, grams);
+    parts.push({ s: block.sigma, count: 1 });
     tolerance = Math.max(tolerance, block.tolerance);
     blocks++;
   }
-  const sigma = sortDesc(parts);
+  // Chunks of one weight share one scaled copy of σ(M), written count times by the merge.
+  for (const [w, count] of copies) parts.push({ s: scaled(sigmaM!, Math.sqrt(w)), count });
+  const sigma = mergeDescending(parts);
   tolerance = Math.max(tolerance, Math.max(inF, outF) * EPS * (sigma[0] ?? 0));
   return { sigma, method: closed ? 'closed-form' : 'structured', blocks, tolerance };
-}
-
-/** Mᵀ diag(w) M, cached by weighting in `grams`: [r, r] x [r] x [r, r] -> [r, r]. */
-function gramOf(M: ArrayLike<number>, r: number, ws: number[], grams: Map<string, Float64Array>): Float64Array {
-  const constant = ws.every((x) => x === ws[0]);
-  const key = constant ? 'plain' : ws.join(',');
-  let g = grams.get(key);
-  if (!g) {
-    g = weightedGram(M, r, constant ? new Float64Array(r).fill(1) : ws);
-    grams.set(key, g);
-  }
-  return g;
-}
-
-/** MᵀM (every row weight 1), cached in `grams` like any constant weighting. */
-function plainGram(M: ArrayLike<number>, r: number, grams: Map<string, Float64Array>): Float64Array {
-  return gramOf(M, r, new Array<number>(r).fill(1), grams);
-}
-
-/**
- * Mᵀ diag(w) M for a chunk with a tiling boundary, as w_min·MᵀM (the shared plain Gram) plus the Gram of only the
- * rows weighted above w_min: a k·r̂² update instead of an r̂³ product, and every term positive (no cancellation).
- */
-function chunkGram(M: ArrayLike<number>, r: number, ws: number[], grams: Map<string, Float64Array>): Float64Array {
-  const wMin = Math.min(...ws);
-  const extra = ws.map((x, a) => [x - wMin, a]).filter(([x]) => x > 0);
-  const y = new Float64Array(extra.length * r); // [k, r]: the rows above w_min
-  extra.forEach(([, a], i) => {
-    for (let j = 0; j < r; j++) y[i * r + j] = M[a * r + j];
-  });
-  const g = weightedGram(y, r, extra.map(([x]) => x), extra.length);
-  if (wMin > 0) {
-    const plain = plainGram(M, r, grams);
-    for (let i = 0; i < r * r; i++) g[i] += wMin * plain[i];
-  }
-  return g;
-}
-
-/**
- * σ of the rows of diag(√w)·K·P that belong to `members` (chunks coupled through padding or wrapping), from the
- * column Gram matrix Σ_c P_cᵀ R_cᵀ (Mᵀ diag(w_c) M) R_c P_c of the small factors: one r̂³ product per distinct row
- * weighting instead of an SVD of the (chunks·r̂)-row block. Squaring costs accuracy: σ below about
- * sqrt(n·eps)·σ_max are not resolved (reported as `tolerance`).
- */
-function coupledBlock(
-  M: ArrayLike<number>,
-  r: number,
-  h: number,
-  inF: number,
-  members: number[],
-  weight: (p: number) => number,
-  cos: Float32Array,
-  sin: Float32Array,
-  grams: Map<string, Float64Array>,
-): { sigma: Float64Array; tolerance: number } {
-  const colIndex = new Map<number, number>();
-  let rows = 0;
-  for (const c of members) {
-    for (let l = 0; l < r; l++) {
-      const col = (c * r + l) % inF;
-      if (!colIndex.has(col)) colIndex.set(col, colIndex.size);
-      if (weight(c * r + l) > 0) rows++;
-    }
-  }
-  const nc = colIndex.size;
-  const H = scratch(nc * nc);
-  const g = new Float64Array(r * r);
-  for (const c of members) {
-    const ws = Array.from({ length: r }, (_, a) => weight(c * r + a));
-    if (ws.every((x) => x === 0)) continue;
-    // A constant weighting w is w times the plain Gram MᵀM: one product serves every such chunk, scaled as it is
-    // added to H; other weightings get their own product.
-    const mtwm = gramOf(M, r, ws, grams);
-    const f = ws.every((x) => x === ws[0]) ? ws[0] : 1;
-    // G = R_cᵀ (Mᵀ W M) R_c: the rotation mixes index pairs (j, j + h) on both sides.
-    g.set(mtwm);
-    rotatePairs(g, r, h, c, cos, sin);
-    const idx = new Int32Array(r);
-    for (let l = 0; l < r; l++) idx[l] = colIndex.get((c * r + l) % inF)!;
-    scatterAdd(H, nc, g, r, idx, f);
-  }
-  return gramSigma(H, nc, rows);
 }
