@@ -1,16 +1,15 @@
 // One step of the dqds iteration (dqds.ts), after LAPACK dlasq3/dlasq5/dlasq6: deflate converged eigenvalues at the
 // end of the block, flip the block when its small end is at the top, choose a shift (dqdsShift.ts) and run one
-// shifted sweep, retrying with a smaller shift when it fails.
+// shifted sweep (dqdsSweep.ts), retrying with a smaller shift when it fails.
 //
 // Layout (LAPACK's): z is 1-based, four slots per row k: q_k at 4k − 3 + pp, e_k at 4k − 1 + pp for the current
 // ("ping", pp = 0, or "pong", pp = 1) values; a sweep reads one pair and writes the other, so a failed sweep is retried
 // from intact data and a successful one costs no copy. Converged eigenvalues land in slot 4k − 3.
 
 import { chooseShift } from './dqdsShift';
+import { sweep, sweepUnshifted } from './dqdsSweep';
 
 const EPS = 2.220446049250313e-16;
-/** Underflow guard of the unshifted sweep (LAPACK's safe minimum). */
-const SAFMIN = 2.2250738585072014e-308;
 /** Deflation tolerance: an off-diagonal is negligible below TOL² times its neighbour (LAPACK: 100·eps). */
 const TOL = 100 * EPS;
 const TOL2 = TOL * TOL;
@@ -168,147 +167,4 @@ export function reverse(z: Float64Array, i0: number, n0: number): void {
     z[j4] = z[ipn4 - j4 - 4];
     z[ipn4 - j4 - 4] = t;
   }
-}
-
-/**
- * One dqds(tau) sweep over rows i0..n0 (dlasq5, IEEE path): q̂_k = d + e_k, t = q_{k+1}/q̂_k, ê_k = e_k·t,
- * d ← d·t − tau, q̂_n0 = d. No test inside the loop: a negative d shows up in d_min (an infinity or NaN too) and the
- * caller retries. Records d_min, the last three d's and the minimum of the new e's (in slot 4·n0 − pp).
- */
-function sweep(z: Float64Array, st: QdState): void {
-  const { i0, n0, pp, sigma } = st;
-  st.sweeps++;
-  st.steps += n0 - i0 + 2;
-  // A shift below the rounding of sigma changes nothing but can leave tiny negative d's: treat it as zero, and then
-  // flush d's below that rounding to zero (LAPACK 3.4's dlasq5).
-  const dthresh = EPS * (sigma + st.tau);
-  if (st.tau < dthresh * 0.5) st.tau = 0;
-  const tau = st.tau;
-  // Offsets from the q slot b = 4k − 3 of row k: read e_k and q_{k+1}, write q̂_k and ê_k.
-  const er = 2 + pp;
-  const qw = 1 - pp;
-  const qn = 4 + pp;
-  const ew = 3 - pp;
-  let b = 4 * i0 - 3;
-  let emin = z[b + 4 + pp];
-  let d = z[b + pp] - tau;
-  let dmin = d;
-  const last = 4 * (n0 - 3) - 3;
-  // The common case gets its own loops with constant offsets and no flush test: the recurrence through d is a
-  // division latency chain, and anything else on it shows up directly in the time. d' = (d·q_{k+1})/q̂ − tau takes
-  // the multiplication off that chain (it runs beside d + e_k), and ê_k gets a division of its own that overlaps:
-  // about 9% faster than d·(q_{k+1}/q̂) with the same two roundings. (d·q_{k+1} could only underflow with
-  // σ²/σ_max² near 1e−280, where the squares have lost their relative accuracy anyway.)
-  if (tau !== 0 && pp === 0) {
-    for (; b <= last; b += 4) {
-      const e = z[b + 2];
-      const q1 = z[b + 4];
-      const qh = d + e;
-      const dq = d * q1;
-      z[b + 1] = qh;
-      d = dq / qh - tau;
-      const en = e * (q1 / qh);
-      z[b + 3] = en;
-      dmin = Math.min(dmin, d);
-      emin = Math.min(emin, en);
-    }
-  } else if (tau !== 0) {
-    for (; b <= last; b += 4) {
-      const e = z[b + 3];
-      const q1 = z[b + 5];
-      const qh = d + e;
-      const dq = d * q1;
-      z[b] = qh;
-      d = dq / qh - tau;
-      const en = e * (q1 / qh);
-      z[b + 2] = en;
-      dmin = Math.min(dmin, d);
-      emin = Math.min(emin, en);
-    }
-  } else {
-    for (; b <= last; b += 4) {
-      const qh = d + z[b + er];
-      z[b + qw] = qh;
-      const t = z[b + qn] / qh;
-      d = d * t;
-      if (d < dthresh) d = 0;
-      dmin = Math.min(dmin, d);
-      const en = z[b + er] * t;
-      z[b + ew] = en;
-      emin = Math.min(emin, en);
-    }
-  }
-  // The last two rows unrolled, to record d_{n0−1} and d_n0.
-  const dn2 = d;
-  st.dmin2 = dmin;
-  let qh = dn2 + z[b + er];
-  z[b + qw] = qh;
-  z[b + ew] = z[b + qn] * (z[b + er] / qh);
-  const dn1 = z[b + qn] * (dn2 / qh) - tau;
-  dmin = Math.min(dmin, dn1);
-  st.dmin1 = dmin;
-  b += 4;
-  qh = dn1 + z[b + er];
-  z[b + qw] = qh;
-  z[b + ew] = z[b + qn] * (z[b + er] / qh);
-  const dn = z[b + qn] * (dn1 / qh) - tau;
-  dmin = Math.min(dmin, dn);
-  z[b + 4 + qw] = dn;
-  z[4 * n0 - pp] = emin;
-  st.dmin = dmin;
-  st.dn = dn;
-  st.dn1 = dn1;
-  st.dn2 = dn2;
-}
-
-/** One unshifted dqd sweep guarded against underflow (dlasq6), used when the shifted one met a zero or a NaN. */
-function sweepUnshifted(z: Float64Array, st: QdState): void {
-  const { i0, n0, pp } = st;
-  st.sweeps++;
-  st.steps += n0 - i0 + 2;
-  const er = 2 + pp;
-  const qw = 1 - pp;
-  const qn = 4 + pp;
-  const ew = 3 - pp;
-  let b = 4 * i0 - 3;
-  let emin = z[b + 4 + pp];
-  let d = z[b + pp];
-  let dmin = d;
-  let dn2 = 0;
-  let dn1 = 0;
-  for (let k = i0; k < n0; k++, b += 4) {
-    if (k === n0 - 2) {
-      dn2 = d;
-      st.dmin2 = dmin;
-    }
-    const qh = d + z[b + er];
-    z[b + qw] = qh;
-    const qnext = z[b + qn];
-    if (qh === 0) {
-      // Only when d and e_k both underflowed: restart the recurrence at the next q.
-      z[b + ew] = 0;
-      d = qnext;
-      dmin = d;
-      emin = 0;
-    } else if (SAFMIN * qnext < qh && SAFMIN * qh < qnext) {
-      const t = qnext / qh;
-      z[b + ew] = z[b + er] * t;
-      d *= t;
-    } else {
-      z[b + ew] = qnext * (z[b + er] / qh);
-      d = qnext * (d / qh);
-    }
-    dmin = Math.min(dmin, d);
-    if (k < n0 - 2) emin = Math.min(emin, z[b + ew]);
-    if (k === n0 - 2) {
-      dn1 = d;
-      st.dmin1 = dmin;
-    }
-  }
-  z[b + qw] = d;
-  z[4 * n0 - pp] = emin;
-  st.dmin = dmin;
-  st.dn = d;
-  st.dn1 = dn1;
-  st.dn2 = dn2;
 }

@@ -112,12 +112,28 @@ function shift(p0: number, e2: number, next: number): number {
   return p0 - rte / (sg + (sg >= 0 ? r0 : -r0));
 }
 
+/** The deflation test of both iterations: is the squared coupling e2 of the neighbours dk, dk1 negligible? */
+function negligible(e2: number, dk: number, dk1: number, abs2: number): boolean {
+  return Math.abs(e2) <= EPS2 * Math.abs(dk * dk1) || e2 <= abs2;
+}
+
+// The deflation scan before each sweep (dsterf's: from the converging end towards the other, up to the first
+// negligible coupling) used to cost a third as much as the sweeps themselves, reading every element the sweep had just
+// written. The sweep now applies the same test to each coupling it finishes and records the ones that pass (rarely any)
+// in `hits`, ordered towards the converging end; the next scan is then the last hit, or when there is none a scan that
+// starts at the sweep's far end, where the coupling is already zero. A deflation changes only couplings beyond the new
+// end, so hits past it are dropped and the rest stay exact. Same tests on the same values: the same m every time.
+
 /** QL on rows l..lend (l < lend) of d and the squared e; returns the iterations used, or −1 past `budget`. */
 function qlBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2: number, budget: number): number {
   let it = 0;
+  const hits = new Int32Array(lend - l + 1); // decreasing row indices k with negligible(e[k], d[k], d[k + 1])
+  let nh = 0;
+  let from = l; // no hit before `from` is recorded: scan on from there
   while (l <= lend) {
-    let m = l;
-    for (; m < lend; m++) if (Math.abs(e[m]) <= EPS2 * Math.abs(d[m] * d[m + 1]) || e[m] <= abs2) break;
+    while (nh > 0 && hits[nh - 1] < l) nh--;
+    let m = nh > 0 ? hits[nh - 1] : Math.max(from, l);
+    if (nh === 0) for (; m < lend; m++) if (negligible(e[m], d[m], d[m + 1], abs2)) break;
     if (m < lend) e[m] = 0;
     if (m === l) {
       l++; // d[l] converged
@@ -136,12 +152,17 @@ function qlBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
     let s = 0;
     let gamma = d[m] - sg;
     let p = gamma * gamma;
+    let dLast = 0; // d[i + 2], written by the previous step
+    nh = 0;
+    from = m;
     for (let i = m - 1; i >= l; i--) {
       const bb = e[i];
       const r = p + bb;
-      if (i !== m - 1) e[i + 1] = s * r;
+      const eNew = s * r;
+      if (i !== m - 1) e[i + 1] = eNew;
       const alpha = d[i];
       const rp = r * p;
+      let dNew: number;
       if (rp > RP_MIN && rp < RP_MAX) {
         // c = p/r, s = e²/r, γ = N/r and p' = γ²/c = N²/(r·p), all from one reciprocal.
         const inv = 1 / rp;
@@ -150,7 +171,7 @@ function qlBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
         s = bb * pinv;
         const nn = p * (alpha - sg) - bb * gamma;
         const g = nn * pinv;
-        d[i + 1] = gamma + (alpha - g);
+        dNew = gamma + (alpha - g);
         gamma = g;
         p = nn * nn * inv;
       } else {
@@ -160,12 +181,16 @@ function qlBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
         s = bb / r;
         const oldgam = gamma;
         gamma = c * (alpha - sg) - s * oldgam;
-        d[i + 1] = oldgam + (alpha - gamma);
+        dNew = oldgam + (alpha - gamma);
         p = c !== 0 ? (gamma * gamma) / c : oldc * bb;
       }
+      d[i + 1] = dNew;
+      if (i !== m - 1 && negligible(eNew, dNew, dLast, abs2)) hits[nh++] = i + 1;
+      dLast = dNew;
     }
     e[l] = s * p;
     d[l] = sg + gamma;
+    if (negligible(e[l], d[l], dLast, abs2)) hits[nh++] = l;
   }
   return it;
 }
@@ -173,9 +198,13 @@ function qlBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
 /** QR on rows l down to lend (l > lend), the mirror image of qlBlock. */
 function qrBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2: number, budget: number): number {
   let it = 0;
+  const hits = new Int32Array(l - lend + 1); // increasing row indices k with negligible(e[k − 1], d[k], d[k − 1])
+  let nh = 0;
+  let from = l;
   while (l >= lend) {
-    let m = l;
-    for (; m > lend; m--) if (Math.abs(e[m - 1]) <= EPS2 * Math.abs(d[m] * d[m - 1]) || e[m - 1] <= abs2) break;
+    while (nh > 0 && hits[nh - 1] > l) nh--;
+    let m = nh > 0 ? hits[nh - 1] : Math.min(from, l);
+    if (nh === 0) for (; m > lend; m--) if (negligible(e[m - 1], d[m], d[m - 1], abs2)) break;
     if (m > lend) e[m - 1] = 0;
     if (m === l) {
       l--;
@@ -193,12 +222,17 @@ function qrBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
     let s = 0;
     let gamma = d[m] - sg;
     let p = gamma * gamma;
+    let dLast = 0; // d[i − 1], written by the previous step
+    nh = 0;
+    from = m;
     for (let i = m; i < l; i++) {
       const bb = e[i];
       const r = p + bb;
-      if (i !== m) e[i - 1] = s * r;
+      const eNew = s * r;
+      if (i !== m) e[i - 1] = eNew;
       const alpha = d[i + 1];
       const rp = r * p;
+      let dNew: number;
       if (rp > RP_MIN && rp < RP_MAX) {
         // c = p/r, s = e²/r, γ = N/r and p' = γ²/c = N²/(r·p), all from one reciprocal.
         const inv = 1 / rp;
@@ -207,7 +241,7 @@ function qrBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
         s = bb * pinv;
         const nn = p * (alpha - sg) - bb * gamma;
         const g = nn * pinv;
-        d[i] = gamma + (alpha - g);
+        dNew = gamma + (alpha - g);
         gamma = g;
         p = nn * nn * inv;
       } else {
@@ -217,12 +251,16 @@ function qrBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
         s = bb / r;
         const oldgam = gamma;
         gamma = c * (alpha - sg) - s * oldgam;
-        d[i] = oldgam + (alpha - gamma);
+        dNew = oldgam + (alpha - gamma);
         p = c !== 0 ? (gamma * gamma) / c : oldc * bb;
       }
+      d[i] = dNew;
+      if (i !== m && negligible(eNew, dNew, dLast, abs2)) hits[nh++] = i;
+      dLast = dNew;
     }
     e[l - 1] = s * p;
     d[l] = sg + gamma;
+    if (negligible(e[l - 1], d[l], dLast, abs2)) hits[nh++] = l;
   }
   return it;
 }

@@ -1,10 +1,11 @@
-// dqds (dqds.ts, dqdsStep.ts, dqdsShift.ts): relative accuracy against 60-digit mpmath references on inputs that
+// dqds (dqds.ts, dqdsStep.ts, dqdsShift.ts, dqdsSweep.ts): relative accuracy against 60-digit mpmath references on inputs that
 // exercise the flip, split and shift cases, agreement with the QL route, and the sweep count through dqdsCounters
 // (a shift strategy that is merely safe, not sharp, still gives right answers, so only the count catches it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bidiagonalizeBlocked } from '../../src/spectrum/bidiagKernel';
 import { bidiagonalSingularValuesDqds, dqdsCounters } from '../../src/spectrum/dqds';
+import { minNoBranch } from '../../src/spectrum/dqdsSweep';
 import { tridiagonalEigenvalues } from '../../src/spectrum/linalg';
 import { gaussian } from './spectrumTestUtil';
 
@@ -118,4 +119,19 @@ test('dqds: one small diagonal near the top makes the block flip before iteratin
   const s = dqds(d, new Float64Array(n - 1).fill(1));
   const ref: [number, number][] = [[0, 2.9996574579117961], [1, 2.9986299489956707], [50, 2.2072140118331985], [97, 1.0041008062211455], [98, 1.0010270401998094], [99, 0.00075592890337960064]];
   for (const [i, want] of ref) assert.ok(Math.abs(s[i] - want) <= 8 * EPS * want, `σ${i} = ${s[i]} vs ${want}`);
+});
+
+test('dqds sweeps: the branch-free minimum is Math.min, bit for bit, wherever the sweeps use it (b not −0, no NaN)', () => {
+  const as = [0, -0, 1, -1, 2.5, 1 + EPS, 1e-300, 5e-324, -5e-324, 1e300, Infinity, -Infinity];
+  const bs = as.filter((b) => !Object.is(b, -0));
+  for (const a of as) for (const b of bs) assert.ok(Object.is(minNoBranch(a, b), Math.min(a, b)), `min(${a}, ${b})`);
+  const g = gaussian(2000, 5);
+  for (let i = 0; i < 2000; i += 2) {
+    const a = g[i];
+    const b = i % 3 === 0 ? a : g[i + 1];
+    assert.ok(Object.is(minNoBranch(a, b), Math.min(a, b)), `min(${a}, ${b})`);
+  }
+  // The two cases it leaves to its callers: the sweeps form no −0 where they use it and restore a NaN afterwards.
+  assert.ok(Object.is(minNoBranch(0, -0), 0));
+  assert.equal(minNoBranch(1, NaN), 1);
 });

@@ -89,6 +89,21 @@ test('PWK agrees with the QL with square roots on random, Gram-like and rank-def
   }
 });
 
+test('PWK: QR on T and QL on T reversed are mirror images, bit for bit, through couplings that vanish mid-block', () => {
+  // A large d[0] makes the block run QR; reversed, the same arithmetic runs as QL. Couplings of 1e−9 every 17 rows
+  // become negligible after a few sweeps, inside the block, so both deflate there (the hits the sweeps record).
+  const rnd = mulberry(99);
+  for (const n of [20, 59, 98]) {
+    const d = Array.from({ length: n }, (_, i) => (i === 0 ? 10 : randn(rnd)));
+    const e = Array.from({ length: n - 1 }, (_, i) => (i % 17 === 8 ? 1e-9 : 1) * randn(rnd));
+    const qr = pwk(d, e);
+    const ql = pwk([...d].reverse(), [...e].reverse());
+    for (let i = 0; i < n; i++) assert.ok(Object.is(qr[i], ql[i]), `n ${n}, λ[${i}]: ${qr[i]} vs ${ql[i]}`);
+    const ref = tridiagonalEigenvalues(d, e);
+    assertClose(qr, ref, 16 * n * EPS * Math.max(ref[0], -ref[n - 1]), `n ${n} vs the QL with square roots`);
+  }
+});
+
 test('MoRA type 6: a tiling-boundary chunk takes the Gram route only where a coupled block already set that tolerance', () => {
   const rnd = mulberry(5);
   const r = 40;
