@@ -9,12 +9,15 @@ import { denseKernels, type DenseKernels } from './denseKernels';
 import { bidiagonalize } from './linalg';
 
 /**
- * Panel width: 8 measured best of 8/16/32 for n = 256–616 (panel corrections grow with it, kernel reuse too); the
- * 8-wide row kernels (corr, colsT) are built for it.
+ * Panel width (columns per blocked step). 8 measured best of 8/16/32 for 256², 348² and 348×268 (2026-11-23): 16
+ * is 0–4% slower, 32 is 6–25% slower; the rank-2·NB update gains little from a deeper K (18.7 → ≈20
+ * GFLOP/s), while the five per-column panel corrections (≈9–14 GFLOP/s) grow with NB.
  */
 const NB = 8;
 /** Below this many remaining columns the unblocked reduction finishes the job. */
 const NX = 48;
+/** Width of the panel kernels for the first `i` ≥ 1 panel columns: i rounded up to even. */
+const width = (i: number): number => (i + 1) & ~1;
 
 /**
  * Same result as `bidiagonalize` (m ≥ n, returns d and the super-diagonal e of B = Uᵀ A V), but blocked, and on a
@@ -34,12 +37,13 @@ export function bidiagonalizeBlocked(a: Float64Array | Float32Array, m: number, 
   const K = 2 * NB;
   const packLen = (len: number) => Math.ceil(len / 4) * 4 * K;
   // All working storage in one call (arena views on the wasm path): the matrix, X[r·NB + p] (rows r ≥ k of the
-  // current panel), Y[c·NB + p] (columns c ≥ k), the reflector vectors, and the packed trailing-update operands.
-  const lengths = [m * n, m * NB, n * NB, m, n, n, NB, NB, NB, NB, packLen(m), packLen(n)];
+  // current panel), Y[c·NB + p] and Uᵀ[c·NB + p] (columns c ≥ k; the right vectors, also kept in A's rows, copied
+  // here so that Y and Uᵀ share one correction pass), the reflector vectors, and the packed trailing-update operands.
+  const lengths = [m * n, m * NB, n * NB, n * NB, m, n, n, NB, NB, packLen(m), packLen(n)];
   const kern = denseKernels(lengths);
-  const [A, x, y, v, u, acc, t1, t2, tn, zero8, pa, pb] = kern.buffers(lengths);
+  const [A, x, y, ut, v, u, acc, t1, t2, pa, pb] = kern.buffers(lengths);
   A.set(a.subarray(0, m * n));
-  const w: PanelWork = { x, y, v, u, acc, t1, t2, tn, zero8, kern };
+  const w: PanelWork = { x, y, ut, v, u, acc, t1, t2, kern };
   let k = 0;
   for (; n - k > NX; k += NB) {
     panel(A, m, n, k, d, e, w);
@@ -47,11 +51,11 @@ export function bidiagonalizeBlocked(a: Float64Array | Float32Array, m: number, 
     const r0 = k + NB;
     const rows = m - r0;
     const cols = n - r0;
-    // Ā(r, p) = V(r0 + r, p) | X(r0 + r, p − NB);  B̄ᵀ(c, p) = Y(r0 + c, p) | U(p − NB, r0 + c) = A(k + p − NB, r0 + c)
+    // Ā(r, p) = V(r0 + r, p) | X(r0 + r, p − NB);  B̄ᵀ(c, p) = Y(r0 + c, p) | Uᵀ(r0 + c, p − NB)
     kern.pack(pa, rows, K, 0, NB, A, r0 * n + k, n, 1);
     kern.pack(pa, rows, K, NB, K, x, r0 * NB, NB, 1);
     kern.pack(pb, cols, K, 0, NB, y, r0 * NB, NB, 1);
-    kern.pack(pb, cols, K, NB, K, A, k * n + r0, 1, n);
+    kern.pack(pb, cols, K, NB, K, ut, r0 * NB, NB, 1);
     kern.gemmSub(A, r0 * n + r0, n, rows, cols, K, pa, pb);
   }
   // The last few columns, unblocked, on the trailing block compacted to the front of A (row i moves to i·nt ≤ its
@@ -68,13 +72,12 @@ export function bidiagonalizeBlocked(a: Float64Array | Float32Array, m: number, 
 interface PanelWork {
   x: Float64Array;
   y: Float64Array;
+  ut: Float64Array;
   v: Float64Array;
   u: Float64Array;
   acc: Float64Array;
   t1: Float64Array;
   t2: Float64Array;
-  tn: Float64Array;
-  zero8: Float64Array;
   kern: DenseKernels;
 }
 
@@ -84,19 +87,19 @@ interface PanelWork {
  * such that the trailing matrix still needs A −= V·Yᵀ + X·Uᵀ. Indices follow LAPACK dlabrd with g = k + i.
  */
 function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array, e: Float64Array, w: PanelWork): void {
-  const { x, y, v, u, acc, t1, t2, tn, zero8, kern } = w;
+  const { x, y, ut, v, u, acc, t1, t2, kern } = w;
   for (let i = 0; i < NB; i++) {
     const g = k + i;
     // Column g catches up with the panel's earlier reflectors: A(g:m, g) −= V(g:m, :i)·Y(g, :i)ᵀ + X(g:m, :i)·U(:i, g).
-    // The corrections run over all NB panel columns with zero weights past i (unprocessed columns are finite).
+    // The corrections run over width(i) panel columns with zero weights past i (unprocessed columns are finite).
     if (i > 0) {
       t1.fill(0);
       t2.fill(0);
       for (let p = 0; p < i; p++) {
         t1[p] = y[g * NB + p];
-        t2[p] = a[(k + p) * n + g];
+        t2[p] = ut[g * NB + p];
       }
-      kern.corr(a, k, n, x, 0, NB, g, m, t1, t2, a, g, n, 1);
+      kern.corr(a, k, n, x, 0, NB, g, m, t1, t2, a, g, n, 1, width(i));
     }
     const left = kern.reflect(a, g, n, v, g, m);
     d[g] = left.diag;
@@ -106,42 +109,38 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
     const c0 = g + 1;
     acc.fill(0, c0, n);
     kern.atv(a, n, g, m, c0, n, v, acc);
-    // U(:i, ·) holds the panel's earlier right vectors in rows k..g−1 of A; Y rows are 8 wide (zero weights past i).
-    const uRows = a.subarray(k * n);
     if (i > 0) {
       t1.fill(0);
       t2.fill(0);
-      kern.colsT(a, k, n, x, 0, NB, g, m, v, t1, t2);
+      kern.colsT(a, k, n, x, 0, NB, g, m, v, t1, t2, width(i));
       t1.fill(0, i);
-      for (let p = 0; p < i; p++) tn[p] = -t2[p];
-      kern.corr(y, 0, NB, y, 0, NB, c0, n, t1, zero8, acc, 0, 1, 1);
-      kern.atv(uRows, n, 0, i, c0, n, tn, acc);
+      t2.fill(0, i);
+      kern.corr(y, 0, NB, ut, 0, NB, c0, n, t1, t2, acc, 0, 1, 1, width(i));
     }
     kern.scaleTo(acc, c0, n, tauq, y, i, NB);
 
-    // Row g catches up: A(g, g+1:n) −= Y(g+1:n, :i+1)·A(g, k:g+1)ᵀ + U(:i, g+1:n)ᵀ·X(g, :i)ᵀ.
+    // Row g catches up: A(g, g+1:n) −= Y(g+1:n, :i+1)·A(g, k:g+1)ᵀ + Uᵀ(g+1:n, :i)·X(g, :i)ᵀ.
     const go = g * n;
     t1.fill(0);
+    t2.fill(0);
     for (let p = 0; p <= i; p++) t1[p] = a[go + k + p];
-    kern.corr(y, 0, NB, y, 0, NB, c0, n, t1, zero8, a, go, 1, 1);
-    if (i > 0) {
-      for (let p = 0; p < i; p++) tn[p] = -x[g * NB + p];
-      kern.atv(uRows, n, 0, i, c0, n, tn, a.subarray(go));
-    }
+    for (let p = 0; p < i; p++) t2[p] = x[g * NB + p];
+    kern.corr(y, 0, NB, ut, 0, NB, c0, n, t1, t2, a, go, 1, 1, width(i + 1));
     // Right reflector on the (contiguous) row segment A(g, g+1:n).
     const right = kern.reflect(a, go, 1, u, c0, n);
     e[g] = right.diag;
     const taup = right.tau;
+    kern.scaleTo(u, c0, n, 1, ut, i, NB); // Uᵀ(g+1:n, i) = u (a factor of 1 copies exactly)
 
     // X(g+1:m, i) = τp·[A(g+1:m, g+1:n)·u − V(g+1:m, :i+1)·(Yᵀu) − X(g+1:m, :i)·(U·u)].
     t1.fill(0);
     t2.fill(0);
-    kern.colsT(y, 0, NB, y, 0, NB, c0, n, u, t1, tn); // t1 = Yᵀu (tn takes a discarded copy)
+    kern.colsT(y, 0, NB, ut, 0, NB, c0, n, u, t1, t2, width(i + 1)); // t1 = Yᵀu, t2 = U·u
     t1.fill(0, i + 1);
-    kern.av(uRows, n, 0, i, c0, n, u, t2, 0, 1); // t2 = U·u for p < i
+    t2.fill(0, i);
     x[g * NB + i] = 0;
     kern.av(a, n, g + 1, m, c0, n, u, x, i, NB);
-    kern.corr(a, k, n, x, 0, NB, g + 1, m, t1, t2, x, i, NB, taup);
+    kern.corr(a, k, n, x, 0, NB, g + 1, m, t1, t2, x, i, NB, taup, width(i + 1));
   }
 }
 

@@ -11,7 +11,7 @@ import { rowsAxpy, rowsDotRank1, rowsRank1, scaleTo, wColumn } from './columnKer
 import { gemmStridedSubtract, gemmSubtract, packStrided } from './gemmKernel';
 import { reflectRun } from './householder';
 import { symvLower } from './symvKernel';
-import { denseKernelModule, type WasmDenseExports } from './wasmKernels';
+import { PANEL_WIDTHS, denseKernelModule, type WasmDenseExports } from './wasmKernels';
 
 export interface DenseKernels {
   readonly name: 'js' | 'wasm';
@@ -26,12 +26,13 @@ export interface DenseKernels {
   /** Lower-triangle symmetric product over rows [c0, n): acc += A₂₂·v, fused row dot and column axpy. */
   symv(a: Float64Array, lda: number, c0: number, n: number, v: Float64Array, acc: Float64Array): void;
   /**
-   * Panel corrections with 8-wide rows A[ao + r·lda + p] and X[xo + r·ldx + p] (p < 8, t1/t2 zero where unused):
-   * out[oo + r·os] = (out[oo + r·os] − Σ_p (A·t1[p] + X·t2[p]))·scale for r in [r0, r1), in two interleaved lanes.
+   * Panel corrections with rows A[ao + r·lda + p] and X[xo + r·ldx + p], p < width (a PANEL_WIDTHS entry, default 8;
+   * t1/t2 zero where unused): out[oo + r·os] = (out[oo + r·os] − Σ_p (A·t1[p] + X·t2[p]))·scale for r in [r0, r1),
+   * in two interleaved lanes (even and odd p, each in order).
    */
-  corr(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, t1: Float64Array, t2: Float64Array, out: Float64Array, oo: number, os: number, scale: number): void;
-  /** t1[p] += Σ_r A[ao + r·lda + p]·v[r], t2[p] += Σ_r X[xo + r·ldx + p]·v[r] for p < 8, r in [r0, r1) in order. */
-  colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array): void;
+  corr(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, t1: Float64Array, t2: Float64Array, out: Float64Array, oo: number, os: number, scale: number, width?: number): void;
+  /** t1[p] += Σ_r A[ao + r·lda + p]·v[r], t2[p] += Σ_r X[xo + r·ldx + p]·v[r] for p < width (as corr), r in [r0, r1) in order. */
+  colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array, width?: number): void;
   /** C −= Ā·B̄ with Ā read in place through strides and B̄ᵀ packed (see gemmStridedSubtract); cols % 4 == 0. */
   gemmStrided(c: Float64Array, c0: number, ldc: number, rows: number, cols: number, k: number, a: Float64Array, a0: number, ablk: number, ars: number, acs: number, pb: Float64Array): void;
   /** packStrided (gemmKernel.ts) from a buffer of these kernels, weights `wp` (also such a buffer) optional. */
@@ -46,6 +47,11 @@ export interface DenseKernels {
   rowsAxpy(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, v: Float64Array, w: Float64Array): void;
   rowsRank1(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, beta: number, v: Float64Array, w: Float64Array): void;
   rowsDotRank1(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, beta: number, w: Float64Array): void;
+}
+
+/** The panel kernels exist for the widths in PANEL_WIDTHS only (the wasm module has one unrolled pair per width). */
+function checkWidth(width: number): void {
+  if (!PANEL_WIDTHS.includes(width)) throw new RangeError(`panel kernels: width ${width} is not one of ${PANEL_WIDTHS.join(', ')}`);
 }
 
 export const jsKernels: DenseKernels = {
@@ -94,28 +100,28 @@ export const jsKernels: DenseKernels = {
     }
   },
   symv: symvLower,
-  corr(a, ao, lda, x, xo, ldx, r0, r1, t1, t2, out, oo, os, scale) {
+  corr(a, ao, lda, x, xo, ldx, r0, r1, t1, t2, out, oo, os, scale, width = 8) {
+    checkWidth(width);
     for (let r = r0; r < r1; r++) {
       const o = ao + r * lda;
       const q = xo + r * ldx;
       let s0 = a[o] * t1[0] + x[q] * t2[0];
       let s1 = a[o + 1] * t1[1] + x[q + 1] * t2[1];
-      s0 += a[o + 2] * t1[2] + x[q + 2] * t2[2];
-      s1 += a[o + 3] * t1[3] + x[q + 3] * t2[3];
-      s0 += a[o + 4] * t1[4] + x[q + 4] * t2[4];
-      s1 += a[o + 5] * t1[5] + x[q + 5] * t2[5];
-      s0 += a[o + 6] * t1[6] + x[q + 6] * t2[6];
-      s1 += a[o + 7] * t1[7] + x[q + 7] * t2[7];
+      for (let p = 2; p < width; p += 2) {
+        s0 += a[o + p] * t1[p] + x[q + p] * t2[p];
+        s1 += a[o + p + 1] * t1[p + 1] + x[q + p + 1] * t2[p + 1];
+      }
       const at = oo + r * os;
       out[at] = (out[at] - (s0 + s1)) * scale;
     }
   },
-  colsT(a, ao, lda, x, xo, ldx, r0, r1, v, t1, t2) {
+  colsT(a, ao, lda, x, xo, ldx, r0, r1, v, t1, t2, width = 8) {
+    checkWidth(width);
     for (let r = r0; r < r1; r++) {
       const vr = v[r];
       const o = ao + r * lda;
       const q = xo + r * ldx;
-      for (let p = 0; p < 8; p++) {
+      for (let p = 0; p < width; p++) {
         t1[p] += a[o + p] * vr;
         t2[p] += x[q + p] * vr;
       }
@@ -131,7 +137,13 @@ class WasmKernels implements DenseKernels {
 
   constructor() {
     this.ex = instantiate<WasmDenseExports>(denseKernelModule(), this.arena.memory);
+    this.corrFns = PANEL_WIDTHS.map((w) => this.ex[`corr${w}`]);
+    this.colsTFns = PANEL_WIDTHS.map((w) => this.ex[`colsT${w}`]);
   }
+
+  // The panel kernels by width index (width / 2 − 1; PANEL_WIDTHS are 2, 4, 6, 8).
+  private readonly corrFns: WasmDenseExports[`corr${number}`][];
+  private readonly colsTFns: WasmDenseExports[`colsT${number}`][];
 
   // The views handed out by the last buffers() call and their byte offsets, and the arena's buffer at that time.
   private views: Float64Array[] = [];
@@ -194,14 +206,16 @@ class WasmKernels implements DenseKernels {
     if (n > c0) this.ex.symv(this.at(a), lda * 8, c0, n, this.at(v), this.at(acc));
   }
 
-  corr(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, t1: Float64Array, t2: Float64Array, out: Float64Array, oo: number, os: number, scale: number): void {
+  corr(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, t1: Float64Array, t2: Float64Array, out: Float64Array, oo: number, os: number, scale: number, width = 8): void {
+    checkWidth(width);
     if (r1 > r0) {
-      this.ex.corr(this.at(a, ao), lda * 8, this.at(x, xo), ldx * 8, r0, r1, this.at(t1), this.at(t2), this.at(out, oo), os * 8, scale);
+      this.corrFns[(width >> 1) - 1](this.at(a, ao), lda * 8, this.at(x, xo), ldx * 8, r0, r1, this.at(t1), this.at(t2), this.at(out, oo), os * 8, scale);
     }
   }
 
-  colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array): void {
-    if (r1 > r0) this.ex.colsT(this.at(a, ao), lda * 8, this.at(x, xo), ldx * 8, r0, r1, this.at(v), this.at(t1), this.at(t2));
+  colsT(a: Float64Array, ao: number, lda: number, x: Float64Array, xo: number, ldx: number, r0: number, r1: number, v: Float64Array, t1: Float64Array, t2: Float64Array, width = 8): void {
+    checkWidth(width);
+    if (r1 > r0) this.colsTFns[(width >> 1) - 1](this.at(a, ao), lda * 8, this.at(x, xo), ldx * 8, r0, r1, this.at(v), this.at(t1), this.at(t2));
   }
 
   gemmStrided(c: Float64Array, c0: number, ldc: number, rows: number, cols: number, k: number, a: Float64Array, a0: number, ablk: number, ars: number, acs: number, pb: Float64Array): void {

@@ -7,8 +7,16 @@
 import { denseKernels } from './denseKernels';
 import { tridiagonalize } from './linalg';
 
-const NB = 8; // the 8-wide row kernels (corr, colsT) are built for this panel width
+/**
+ * Panel width (columns per blocked step). 8 measured best of 8/16/32 for n = 348 and 616 (2026-11-23): the rank-2·NB
+ * update only gains 18.7 → ≈20 GFLOP/s from 16 to 64 deep, while the per-column panel corrections, at ≈9–14
+ * GFLOP/s, grow with NB (NB = 32: +3–13% time). NB = 16 (with the bidiagonal one) moved type-6 σ by 3e-12·σmax.
+ */
+const NB = 8;
+/** Below this many remaining columns the unblocked reduction finishes the job. */
 const NX = 48;
+/** Width of the panel kernels for the first `i` ≥ 1 panel columns: i rounded up to even. */
+const width = (i: number): number => (i + 1) & ~1;
 
 /** Same result as `tridiagonalize` (reads the lower triangle), blocked, on a copy: `aIn` is not modified. */
 export function tridiagonalizeBlocked(aIn: Float64Array, n: number): { d: Float64Array; e: Float64Array } {
@@ -27,7 +35,7 @@ export function tridiagonalizeBlocked(aIn: Float64Array, n: number): { d: Float6
     for (let i = 0; i < NB; i++) {
       const g = k + i;
       // Column g (lower part) catches up: A(g:n, g) −= V(g:n, :i)·W(g, :i)ᵀ + W(g:n, :i)·V(g, :i)ᵀ.
-      // Corrections run over all NB panel columns with zero weights past i (the values there are finite).
+      // Corrections run over width(i) panel columns with zero weights past i (the values there are finite).
       if (i > 0) {
         t1.fill(0);
         t2.fill(0);
@@ -35,7 +43,7 @@ export function tridiagonalizeBlocked(aIn: Float64Array, n: number): { d: Float6
           t1[p] = w[g * NB + p];
           t2[p] = a[g * n + k + p];
         }
-        kern.corr(a, k, n, w, 0, NB, g, n, t1, t2, a, g, n, 1);
+        kern.corr(a, k, n, w, 0, NB, g, n, t1, t2, a, g, n, 1, width(i));
       }
       d[g] = a[g * n + g];
       // Reflector on A(g+1:n, g); the vector stays in the column with its unit head.
@@ -49,10 +57,10 @@ export function tridiagonalizeBlocked(aIn: Float64Array, n: number): { d: Float6
       if (i > 0) {
         t1.fill(0);
         t2.fill(0);
-        kern.colsT(w, 0, NB, a, k, n, c0, n, v, t1, t2);
+        kern.colsT(w, 0, NB, a, k, n, c0, n, v, t1, t2, width(i));
         t1.fill(0, i);
         t2.fill(0, i);
-        kern.corr(a, k, n, w, 0, NB, c0, n, t1, t2, acc, 0, 1, 1);
+        kern.corr(a, k, n, w, 0, NB, c0, n, t1, t2, acc, 0, 1, 1, width(i));
       }
       kern.wColumn(acc, v, c0, n, tau, w, i, NB);
     }

@@ -149,14 +149,22 @@ function avFn(): WasmFunction {
   return { name: 'av', params: Array(9).fill('i32'), results: [], locals: [...Array(7).fill('i32'), ...Array(5).fill('v128'), 'i32', 'f64'], body };
 }
 
+/**
+ * Panel widths (doubles per row) with a corr/colsT kernel: every even width up to the panel width 8, so the reductions
+ * pass their active panel columns rounded up to even (a zero-weight column adds exact zeros) instead of the whole
+ * panel. The generators take any even width; wider panels measured slower (tridiagKernel.ts), and each width costs
+ * assembly time at every thread's start.
+ */
+export const PANEL_WIDTHS = [2, 4, 6, 8];
+
 /** Exports of the assembled module; every pointer is a byte offset into the arena memory. */
 export interface WasmDenseExports {
   gemm(c: number, ldc8: number, nrb: number, ncb: number, k: number, pa: number, pb: number, lower: number): void;
   atv(a: number, lda8: number, r0: number, r1: number, c0: number, c1: number, v: number, acc: number): void;
   av(a: number, lda8: number, r0: number, r1: number, c0: number, c1: number, u: number, x: number, xs8: number): void;
   symv(a: number, lda8: number, c0: number, n: number, v: number, acc: number): void;
-  corr(a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, t1: number, t2: number, out: number, os8: number, scale: number): void;
-  colsT(a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, v: number, t1: number, t2: number): void;
+  [corr: `corr${number}`]: (a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, t1: number, t2: number, out: number, os8: number, scale: number) => void;
+  [colsT: `colsT${number}`]: (a: number, lda8: number, x: number, ldx8: number, r0: number, r1: number, v: number, t1: number, t2: number) => void;
   gemmStrided(c: number, ldc8: number, nrb: number, ncb: number, k: number, a: number, ablk8: number, ars8: number, acs8: number, pb: number): void;
   pack(dst: number, rows: number, k: number, p0: number, p1: number, src: number, rs8: number, ps8: number, wp: number, hasW: number): void;
   reflect(x: number, stride8: number, from: number, to: number, v: number, out: number): number;
@@ -169,51 +177,56 @@ export interface WasmDenseExports {
 
 /** The module bytes (assembled once per process by the caller). */
 export function denseKernelModule(): Uint8Array<ArrayBuffer> {
-  return assembleModule([gemmFn(), atvFn(), avFn(), symvFn(), corrFn(), colsTFn(), gemmStridedFn(), packFn(), reflectFn(), wcolFn(), scaleToFn(), rowsAxpyFn(), rowsRank1Fn(), rowsDotRank1Fn()]);
+  return assembleModule([gemmFn(), atvFn(), avFn(), symvFn(), ...PANEL_WIDTHS.map(corrFn), ...PANEL_WIDTHS.map(colsTFn), gemmStridedFn(), packFn(), reflectFn(), wcolFn(), scaleToFn(), rowsAxpyFn(), rowsRank1Fn(), rowsDotRank1Fn()]);
 }
 
 /**
- * corr(a, lda8, x, ldx8, r0, r1, t1, t2, out, os8, scale): for r in [r0, r1), with the 8 values A[r, 0..8) (a
- * points at the panel's first column) and X[r, 0..8): out[r] = (out[r] − (lane 0 + lane 1))·scale, the lanes
- * summing A[r, p]·t1[p] + X[r, p]·t2[p] over p = 0, 2, 4, 6 and 1, 3, 5, 7. Locals: 11 r, 12 row of a, 13 row of
- * x, 14 out pointer, 15 sum, 16..19 t1 pairs, 20..23 t2 pairs.
+ * corr(a, lda8, x, ldx8, r0, r1, t1, t2, out, os8, scale), one per panel width w: for r in [r0, r1), with the w
+ * values A[r, 0..w) (a points at the panel's first column) and X[r, 0..w): out[r] = (out[r] − (lane 0 + lane 1))·scale,
+ * the lanes summing A[r, p]·t1[p] + X[r, p]·t2[p] in order over p = 0, 2, 4, … and 1, 3, 5, …. Locals: 11 r, 12 row
+ * of a, 13 row of x, 14 out pointer, 15 sum, then the w/2 t1 pairs and the w/2 t2 pairs.
  */
-function corrFn(): WasmFunction {
-  const term = (q: number): Code => code(get(12), op.v128Load(16 * q, 3), get(16 + q), op.f64x2Mul, get(13), op.v128Load(16 * q, 3), get(20 + q), op.f64x2Mul, op.f64x2Add);
+function corrFn(w: number): WasmFunction {
+  const h = w / 2;
+  const term = (q: number): Code => code(get(12), op.v128Load(16 * q, 3), get(16 + q), op.f64x2Mul, get(13), op.v128Load(16 * q, 3), get(16 + h + q), op.f64x2Mul, op.f64x2Add);
+  let sum = term(0);
+  for (let q = 1; q < h; q++) sum = code(sum, term(q), op.f64x2Add);
   const body = code(
-    ...Array.from({ length: 4 }, (_, q) => code(get(6), op.v128Load(16 * q, 3), set(16 + q), get(7), op.v128Load(16 * q, 3), set(20 + q))),
+    ...Array.from({ length: h }, (_, q) => code(get(6), op.v128Load(16 * q, 3), set(16 + q), get(7), op.v128Load(16 * q, 3), set(16 + h + q))),
     get(4), set(11),
     whileDo(code(get(11), get(5), op.i32LtS), code(
       get(0), get(11), get(1), op.i32Mul, op.i32Add, set(12),
       get(2), get(11), get(3), op.i32Mul, op.i32Add, set(13),
       get(8), get(11), get(9), op.i32Mul, op.i32Add, set(14),
-      term(0), term(1), op.f64x2Add, term(2), op.f64x2Add, term(3), op.f64x2Add, set(15),
+      sum, set(15),
       get(14), ldf(14), get(15), op.f64x2ExtractLane(0), get(15), op.f64x2ExtractLane(1), op.f64Add, op.f64Sub, get(10), op.f64Mul, op.f64Store(0, 3),
       bump(11, 1),
     )),
   );
-  return { name: 'corr', params: [...Array(10).fill('i32'), 'f64'], results: [], locals: [...Array(4).fill('i32'), ...Array(9).fill('v128')], body };
+  return { name: `corr${w}`, params: [...Array(10).fill('i32'), 'f64'], results: [], locals: [...Array(4).fill('i32'), ...Array(1 + w).fill('v128')], body };
 }
 
 /**
- * colsT(a, lda8, x, ldx8, r0, r1, v, t1, t2): t1[p] += Σ_r A[r, p]·v[r] and t2[p] += Σ_r X[r, p]·v[r] for p < 8,
- * r in [r0, r1) in order. Locals: 9 r, 10 row of a, 11 row of x, 12 splat of v[r], 13..16 t1 pairs, 17..20 t2 pairs.
+ * colsT(a, lda8, x, ldx8, r0, r1, v, t1, t2), one per panel width w: t1[p] += Σ_r A[r, p]·v[r] and
+ * t2[p] += Σ_r X[r, p]·v[r] for p < w, r in [r0, r1) in order. Locals: 9 r, 10 row of a, 11 row of x, 12 splat of
+ * v[r], then the w/2 t1 pairs and the w/2 t2 pairs.
  */
-function colsTFn(): WasmFunction {
+function colsTFn(w: number): WasmFunction {
+  const h = w / 2;
   const body = code(
-    ...Array.from({ length: 4 }, (_, q) => code(get(7), op.v128Load(16 * q, 3), set(13 + q), get(8), op.v128Load(16 * q, 3), set(17 + q))),
+    ...Array.from({ length: h }, (_, q) => code(get(7), op.v128Load(16 * q, 3), set(13 + q), get(8), op.v128Load(16 * q, 3), set(13 + h + q))),
     get(4), set(9),
     whileDo(code(get(9), get(5), op.i32LtS), code(
       get(0), get(9), get(1), op.i32Mul, op.i32Add, set(10),
       get(2), get(9), get(3), op.i32Mul, op.i32Add, set(11),
       get(6), get(9), c32(3), op.i32Shl, op.i32Add, op.v128Load64Splat(0, 3), set(12),
-      ...Array.from({ length: 4 }, (_, q) => code(
+      ...Array.from({ length: h }, (_, q) => code(
         get(13 + q), get(10), op.v128Load(16 * q, 3), get(12), op.f64x2Mul, op.f64x2Add, set(13 + q),
-        get(17 + q), get(11), op.v128Load(16 * q, 3), get(12), op.f64x2Mul, op.f64x2Add, set(17 + q),
+        get(13 + h + q), get(11), op.v128Load(16 * q, 3), get(12), op.f64x2Mul, op.f64x2Add, set(13 + h + q),
       )),
       bump(9, 1),
     )),
-    ...Array.from({ length: 4 }, (_, q) => code(get(7), get(13 + q), op.v128Store(16 * q, 3), get(8), get(17 + q), op.v128Store(16 * q, 3))),
+    ...Array.from({ length: h }, (_, q) => code(get(7), get(13 + q), op.v128Store(16 * q, 3), get(8), get(13 + h + q), op.v128Store(16 * q, 3))),
   );
-  return { name: 'colsT', params: Array(9).fill('i32'), results: [], locals: [...Array(3).fill('i32'), ...Array(9).fill('v128')], body };
+  return { name: `colsT${w}`, params: Array(9).fill('i32'), results: [], locals: [...Array(3).fill('i32'), ...Array(1 + w).fill('v128')], body };
 }
