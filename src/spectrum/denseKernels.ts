@@ -1,20 +1,26 @@
-// The inner loops of the blocked reductions behind one interface with two implementations: plain JS over
-// Float64Array (the reference, and the fallback where WebAssembly SIMD is missing) and WASM SIMD (wasmKernels.ts)
-// over views of one arena per thread. Both perform the same floating-point operations in the same order, so they
-// return bit-identical results (test/unit/spectrumWasm.test.ts); only the speed differs.
+// The inner loops of the blocked reductions behind one interface with three implementations: plain JS over
+// Float64Array (the reference, and the fallback where WebAssembly SIMD is missing), WASM SIMD (wasmKernels.ts) over
+// views of one arena per thread, and the same with fused multiply–adds (relaxed SIMD's relaxed_madd; the default
+// where the engine has it). JS and 'wasm' perform the same floating-point operations in the same order, so they
+// return bit-identical results (test/unit/spectrumWasm.test.ts); 'wasm-fma' rounds each fused step once, so it
+// agrees with them within the dot products' error bound (test/unit/spectrumFma.test.ts), and the kernels, which run
+// at the instruction-issue limit, gain 10–40% (the whole model ≈ 15%).
 //
 // Buffers come from `buffers()`: plain arrays for JS, arena views for wasm. Each call to `buffers()` invalidates the
 // views of the previous one (the arena is reset and may grow), so a reduction takes all its buffers in one call.
 
 import { WasmArena, instantiate, wasmSimdSupported } from '../util/wasm';
+import { wasmRelaxedSimdSupported } from '../util/wasmRelaxed';
 import { rowsAxpy, rowsDotRank1, rowsRank1, scaleTo, wColumn } from './columnKernels';
 import { gemmStridedSubtract, gemmSubtract, packStrided } from './gemmKernel';
 import { reflectRun } from './householder';
 import { symvLower } from './symvKernel';
 import { PANEL_WIDTHS, denseKernelModule, type WasmDenseExports } from './wasmKernels';
 
+export type DenseKernelsName = 'js' | 'wasm' | 'wasm-fma';
+
 export interface DenseKernels {
-  readonly name: 'js' | 'wasm';
+  readonly name: DenseKernelsName;
   /** Fresh zeroed buffers of the given lengths (invalidates the previous call's buffers). */
   buffers(lengths: number[]): Float64Array[];
   /** C[c0 + i·ldc + j] −= Σ_p Ā(i, p)·B̄(p, j), operands packed by packStrided (see gemmSubtract). */
@@ -131,12 +137,14 @@ export const jsKernels: DenseKernels = {
 
 /** WASM SIMD kernels on one arena (one instance per thread: module state, not shared across workers). */
 class WasmKernels implements DenseKernels {
-  readonly name = 'wasm';
+  readonly name: 'wasm' | 'wasm-fma';
   private readonly arena = new WasmArena();
   private readonly ex: WasmDenseExports;
 
-  constructor() {
-    this.ex = instantiate<WasmDenseExports>(denseKernelModule(), this.arena.memory);
+  /** With `fma`, the relaxed_madd build (only once wasmRelaxedSimdSupported() has said yes in this thread). */
+  constructor(fma: boolean) {
+    this.name = fma ? 'wasm-fma' : 'wasm';
+    this.ex = instantiate<WasmDenseExports>(denseKernelModule(fma), this.arena.memory);
     this.corrFns = PANEL_WIDTHS.map((w) => this.ex[`corr${w}`]);
     this.colsTFns = PANEL_WIDTHS.map((w) => this.ex[`colsT${w}`]);
   }
@@ -257,32 +265,46 @@ class WasmKernels implements DenseKernels {
   }
 }
 
-let wasmKernels: WasmKernels | null = null;
-let useWasm: boolean | null = null;
+const wasmKernels: { wasm?: WasmKernels; 'wasm-fma'?: WasmKernels } = {};
+let chosen: DenseKernelsName | null = null;
 
-/**
- * The kernels the reductions use: wasm where the engine has SIMD, unless turned off by `setDenseKernels('js')` or
- * the environment variable MORA_KERNELS=js (benchmarks compare both; the merge honours it too), or the buffers the
- * caller will ask for (`lengths`, in float64 elements) exceed WASM_MAX_BYTES.
- */
 // Working sets above this stay in JS: wasm32 memory ends at 4 GiB, and an arena keeps its largest size for the life of
 // the thread, so the rare huge dense reduction should not pin gigabytes in a worker.
 const WASM_MAX_BYTES = 1 << 30;
 
-export function denseKernels(lengths: number[] = []): DenseKernels {
-  if (lengths.reduce((a, n) => a + n, 0) * 8 > WASM_MAX_BYTES) return jsKernels;
-  if (useWasm === null) {
-    const env = typeof process === 'undefined' ? undefined : process.env.MORA_KERNELS;
-    useWasm = env !== 'js' && wasmSimdSupported();
-  }
-  if (!useWasm) return jsKernels;
-  wasmKernels ??= new WasmKernels();
-  return wasmKernels;
+/** The best kernels `which` allows on this engine: wasm-fma needs relaxed SIMD, either wasm needs SIMD. */
+function available(which: DenseKernelsName): DenseKernelsName {
+  if (which === 'js' || !wasmSimdSupported()) return 'js';
+  // The relaxed SIMD probe (which may turn on Node 20's flag) runs only when the FMA build is wanted.
+  return which === 'wasm-fma' && !wasmRelaxedSimdSupported() ? 'wasm' : which;
 }
 
-/** Chooses the implementation ('auto' = wasm when supported); returns the one now in use. */
-export function setDenseKernels(which: 'js' | 'wasm' | 'auto'): DenseKernels['name'] {
-  useWasm = which === 'auto' ? wasmSimdSupported() : which === 'wasm';
-  if (useWasm && !wasmSimdSupported()) useWasm = false;
+/**
+ * The automatic choice: the fastest kernels the engine runs, unless the environment variable MORA_KERNELS says
+ * `js` (the JS loops; the merge honours it too) or `wasm-nofma` (WASM SIMD without fused multiply–adds, the exact
+ * twin of the JS loops). Benchmarks and bug reports compare them.
+ */
+function automatic(): DenseKernelsName {
+  const env = typeof process === 'undefined' ? undefined : process.env.MORA_KERNELS;
+  return available(env === 'js' ? 'js' : env === 'wasm-nofma' ? 'wasm' : 'wasm-fma');
+}
+
+/**
+ * The kernels the reductions use: the automatic choice or the one set by `setDenseKernels`, except that working sets
+ * (`lengths`, in float64 elements) past WASM_MAX_BYTES take the JS kernels.
+ */
+export function denseKernels(lengths: number[] = []): DenseKernels {
+  if (lengths.reduce((a, n) => a + n, 0) * 8 > WASM_MAX_BYTES) return jsKernels;
+  chosen ??= automatic();
+  if (chosen === 'js') return jsKernels;
+  return (wasmKernels[chosen] ??= new WasmKernels(chosen === 'wasm-fma'));
+}
+
+/**
+ * Chooses the implementation ('auto' = the automatic choice, MORA_KERNELS included), falling back to what the engine
+ * supports ('wasm-fma' → 'wasm' → 'js'); returns the one now in use.
+ */
+export function setDenseKernels(which: DenseKernelsName | 'auto'): DenseKernelsName {
+  chosen = which === 'auto' ? automatic() : available(which);
   return denseKernels().name;
 }

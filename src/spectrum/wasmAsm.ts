@@ -14,3 +14,12 @@ export const zero128: Code = op.v128Const(new Uint8Array(16));
 /** v128 / f64 load from the byte pointer in local `ptr` (+ off), 8-byte aligned. */
 export const ld = (ptr: number, off = 0): Code => code(get(ptr), op.v128Load(off, 3));
 export const ldf = (ptr: number, off = 0): Code => code(get(ptr), op.f64Load(off, 3));
+
+/**
+ * acc + x·y on f64x2 (each argument code leaving one v128). Without `fma`: a multiply then an add, two roundings, the
+ * JS twins' arithmetic (bit-identical). With `fma`: relaxed_madd, one instruction instead of two, since the kernels
+ * are bound by instruction issue; fused where the hardware has FMA (one rounding), so results differ from the twins
+ * in the last bits, within the usual dot-product error bound (tested).
+ */
+export const madd = (fma: boolean, acc: Code, x: Code, y: Code): Code =>
+  fma ? code(x, y, acc, op.f64x2RelaxedMadd) : code(acc, x, y, op.f64x2Mul, op.f64x2Add);

@@ -1,10 +1,11 @@
 // WASM SIMD twin of gemmStridedSubtract (gemmKernel.ts): the packed 4×4 rank-k update with Ā read in place through
 // strides. Lane by lane it performs the JS twin's operations in the same order (accumulators from zero, acc += a·b
 // per p as a multiply then an add, then C −= acc), so the results are bit-identical. Assembled into the dense kernel
-// module (wasmKernels.ts); pointers are byte offsets into the arena, strides in bytes.
+// module (wasmKernels.ts); pointers are byte offsets into the arena, strides in bytes. With `fma` the multiply–adds
+// are relaxed_madd (wasmAsm.ts madd): fused rounding, no longer bit-identical to the twin.
 
 import { code, op, type Code, type WasmFunction } from '../util/wasm';
-import { c32, whileDo, bump, zero128 } from './wasmAsm';
+import { c32, whileDo, bump, zero128, madd } from './wasmAsm';
 
 const { get, set } = op;
 
@@ -14,13 +15,13 @@ const { get, set } = op;
  * pointers of Ā, 16 b pointer, 17 b end, 18 C pointer, 19 bytes per packed B̄ block, 20..27 accumulators, 28 b01,
  * 29 b23, 30 splat.
  */
-export function gemmStridedFn(): WasmFunction {
+export function gemmStridedFn(fma: boolean): WasmFunction {
   const acc = (i: number) => 20 + i;
   const step: Code[] = [];
   for (let ii = 0; ii < 4; ii++) {
     step.push(code(get(12 + ii), op.v128Load64Splat(0, 3), set(30)));
-    step.push(code(get(acc(2 * ii)), get(30), get(28), op.f64x2Mul, op.f64x2Add, set(acc(2 * ii))));
-    step.push(code(get(acc(2 * ii + 1)), get(30), get(29), op.f64x2Mul, op.f64x2Add, set(acc(2 * ii + 1))));
+    step.push(code(madd(fma, get(acc(2 * ii)), get(30), get(28)), set(acc(2 * ii))));
+    step.push(code(madd(fma, get(acc(2 * ii + 1)), get(30), get(29)), set(acc(2 * ii + 1))));
   }
   const store: Code[] = [];
   for (let ii = 0; ii < 4; ii++) {

@@ -4,14 +4,19 @@
 // floating-point operations of its JS twin in denseKernels.ts (symvKernel.ts for the symmetric product) in the same
 // order, so the two paths give bit-identical results; the JS twins define the arithmetic. Pointers are byte offsets
 // into the arena memory; row strides are in bytes.
+// The module comes in two builds (denseKernelModule(fma)). With `fma` the multiply–adds of the hot kernels (gemm,
+// gemmStrided, atv, av, symv, corr, colsT) become relaxed_madd (wasmAsm.ts madd): about one instruction in two fewer
+// in loops that run at the issue limit, at the price of bit-identity with the JS twins (fused rounding, and atv, symv
+// and corr sum in a slightly different order); the other kernels are the same in both builds.
 // The module also takes the blocked reductions' per-column loops (wasmColumn.ts) and the row loops of the unblocked
 // bidiagonalisation that finishes them (wasmRows.ts).
 
 import { assembleModule, code, op, type Code, type WasmFunction } from '../util/wasm';
-import { c32, whileDo, bump, zero128, ld, ldf } from './wasmAsm';
+import { c32, whileDo, bump, zero128, ld, ldf, madd } from './wasmAsm';
 import { packFn, reflectFn, scaleToFn, wcolFn } from './wasmColumn';
 import { gemmStridedFn } from './wasmGemmStrided';
 import { rowsAxpyFn, rowsDotRank1Fn, rowsRank1Fn } from './wasmRows';
+import { colsTFn, corrFn } from './wasmPanel';
 import { symvFn } from './wasmSymv';
 
 const { get, set } = op;
@@ -30,13 +35,13 @@ const byFours = (r: number, rowGroup: (g: number) => Code): Code => code(
  * with `lower`, column blocks ≤ the row block). Operands packed as packStrided does. Locals: 8 rb, 9 cb, 10 cEnd,
  * 11 ao, 12 bo, 13 aEnd, 14 o, 15 kb (bytes per packed block), 16..23 accumulators, 24 b01, 25 b23, 26 splat.
  */
-function gemmFn(): WasmFunction {
+function gemmFn(fma: boolean): WasmFunction {
   const acc = (i: number) => 16 + i;
   const step: Code[] = [];
   for (let ii = 0; ii < 4; ii++) {
     step.push(code(get(11), op.v128Load64Splat(8 * ii, 3), set(26)));
-    step.push(code(get(acc(2 * ii)), get(26), get(24), op.f64x2Mul, op.f64x2Add, set(acc(2 * ii))));
-    step.push(code(get(acc(2 * ii + 1)), get(26), get(25), op.f64x2Mul, op.f64x2Add, set(acc(2 * ii + 1))));
+    step.push(code(madd(fma, get(acc(2 * ii)), get(26), get(24)), set(acc(2 * ii))));
+    step.push(code(madd(fma, get(acc(2 * ii + 1)), get(26), get(25)), set(acc(2 * ii + 1))));
   }
   const store: Code[] = [];
   for (let ii = 0; ii < 4; ii++) {
@@ -76,9 +81,10 @@ function gemmFn(): WasmFunction {
 /**
  * atv(a, lda8, r0, r1, c0, c1, v, acc): acc[c] += Σ_r v[r]·A[r, c] for r in [r0, r1), c in [c0, c1), rows taken
  * four at a time as acc[c] + (((v0·a0 + v1·a1) + v2·a2) + v3·a3), then one at a time. Locals: 8 r, 9..12 row
- * pointers, 13 acc pointer, 14 pair end, 15..18 splats of v, 19 sum, 20 odd flag.
+ * pointers, 13 acc pointer, 14 pair end, 15..18 splats of v, 19 sum, 20 odd flag. With `fma` the pairs take
+ * ((((acc + v0·a0) + v1·a1) + v2·a2) + v3·a3) as fused steps (the odd column stays as in JS).
  */
-function atvFn(): WasmFunction {
+function atvFn(fma: boolean): WasmFunction {
   const rowGroup = (g: number): Code => {
     const term = (i: number): Code => code(get(15 + i), ld(9 + i), op.f64x2Mul);
     const termS = (i: number): Code => code(get(15 + i), op.f64x2ExtractLane(0), ldf(9 + i), op.f64Mul);
@@ -88,6 +94,8 @@ function atvFn(): WasmFunction {
       vec = code(vec, term(i), op.f64x2Add);
       sc = code(sc, termS(i), op.f64Add);
     }
+    let fused = ld(13);
+    for (let i = 0; i < g; i++) fused = madd(true, fused, get(15 + i), ld(9 + i));
     return code(
       ...Array.from({ length: g }, (_, i) => code(
         get(6), get(8), c32(i), op.i32Add, c32(3), op.i32Shl, op.i32Add, op.v128Load64Splat(0, 3), set(15 + i),
@@ -96,7 +104,7 @@ function atvFn(): WasmFunction {
       get(7), get(4), c32(3), op.i32Shl, op.i32Add, set(13),
       get(13), get(5), get(4), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(14),
       whileDo(code(get(13), get(14), op.i32LtU), code(
-        get(13), ld(13), vec, op.f64x2Add, op.v128Store(0, 3),
+        get(13), fma ? fused : code(ld(13), vec, op.f64x2Add), op.v128Store(0, 3),
         bump(13, 16), ...Array.from({ length: g }, (_, i) => bump(9 + i, 16)),
       )),
       get(20), op.if(), get(13), ldf(13), sc, op.f64Add, op.f64Store(0, 3), op.end,
@@ -115,7 +123,7 @@ function atvFn(): WasmFunction {
  * lanes: c0, c0+2, … and c0+1, c0+3, …; an odd last element joins the first lane), rows four at a time. Locals:
  * 9 r, 10..13 row pointers, 14 u pointer, 15 u pair end, 16..19 lane sums, 20 u pair, 21 odd flag, 22 scalar sum.
  */
-function avFn(): WasmFunction {
+function avFn(fma: boolean): WasmFunction {
   const rowGroup = (g: number): Code => {
     const fin: Code[] = [];
     for (let i = 0; i < g; i++) {
@@ -135,7 +143,7 @@ function avFn(): WasmFunction {
       get(14), get(5), get(4), op.i32Sub, c32(1), op.i32ShrU, c32(4), op.i32Shl, op.i32Add, set(15),
       whileDo(code(get(14), get(15), op.i32LtU), code(
         ld(14), set(20),
-        ...Array.from({ length: g }, (_, i) => code(get(16 + i), ld(10 + i), get(20), op.f64x2Mul, op.f64x2Add, set(16 + i), bump(10 + i, 16))),
+        ...Array.from({ length: g }, (_, i) => code(madd(fma, get(16 + i), ld(10 + i), get(20)), set(16 + i), bump(10 + i, 16))),
         bump(14, 16),
       )),
       ...fin,
@@ -175,58 +183,14 @@ export interface WasmDenseExports {
   rowsDotRank1(a: number, lda8: number, r0: number, r1: number, c0: number, c1: number, beta: number, w: number): void;
 }
 
-/** The module bytes (assembled once per process by the caller). */
-export function denseKernelModule(): Uint8Array<ArrayBuffer> {
-  return assembleModule([gemmFn(), atvFn(), avFn(), symvFn(), ...PANEL_WIDTHS.map(corrFn), ...PANEL_WIDTHS.map(colsTFn), gemmStridedFn(), packFn(), reflectFn(), wcolFn(), scaleToFn(), rowsAxpyFn(), rowsRank1Fn(), rowsDotRank1Fn()]);
-}
-
 /**
- * corr(a, lda8, x, ldx8, r0, r1, t1, t2, out, os8, scale), one per panel width w: for r in [r0, r1), with the w
- * values A[r, 0..w) (a points at the panel's first column) and X[r, 0..w): out[r] = (out[r] − (lane 0 + lane 1))·scale,
- * the lanes summing A[r, p]·t1[p] + X[r, p]·t2[p] in order over p = 0, 2, 4, … and 1, 3, 5, …. Locals: 11 r, 12 row
- * of a, 13 row of x, 14 out pointer, 15 sum, then the w/2 t1 pairs and the w/2 t2 pairs.
+ * The module bytes (assembled once per thread by the caller): with `fma`, the relaxed_madd build, which only compiles
+ * where wasmRelaxedSimdSupported() (src/util/wasmRelaxed.ts) said yes.
  */
-function corrFn(w: number): WasmFunction {
-  const h = w / 2;
-  const term = (q: number): Code => code(get(12), op.v128Load(16 * q, 3), get(16 + q), op.f64x2Mul, get(13), op.v128Load(16 * q, 3), get(16 + h + q), op.f64x2Mul, op.f64x2Add);
-  let sum = term(0);
-  for (let q = 1; q < h; q++) sum = code(sum, term(q), op.f64x2Add);
-  const body = code(
-    ...Array.from({ length: h }, (_, q) => code(get(6), op.v128Load(16 * q, 3), set(16 + q), get(7), op.v128Load(16 * q, 3), set(16 + h + q))),
-    get(4), set(11),
-    whileDo(code(get(11), get(5), op.i32LtS), code(
-      get(0), get(11), get(1), op.i32Mul, op.i32Add, set(12),
-      get(2), get(11), get(3), op.i32Mul, op.i32Add, set(13),
-      get(8), get(11), get(9), op.i32Mul, op.i32Add, set(14),
-      sum, set(15),
-      get(14), ldf(14), get(15), op.f64x2ExtractLane(0), get(15), op.f64x2ExtractLane(1), op.f64Add, op.f64Sub, get(10), op.f64Mul, op.f64Store(0, 3),
-      bump(11, 1),
-    )),
-  );
-  return { name: `corr${w}`, params: [...Array(10).fill('i32'), 'f64'], results: [], locals: [...Array(4).fill('i32'), ...Array(1 + w).fill('v128')], body };
-}
-
-/**
- * colsT(a, lda8, x, ldx8, r0, r1, v, t1, t2), one per panel width w: t1[p] += Σ_r A[r, p]·v[r] and
- * t2[p] += Σ_r X[r, p]·v[r] for p < w, r in [r0, r1) in order. Locals: 9 r, 10 row of a, 11 row of x, 12 splat of
- * v[r], then the w/2 t1 pairs and the w/2 t2 pairs.
- */
-function colsTFn(w: number): WasmFunction {
-  const h = w / 2;
-  const body = code(
-    ...Array.from({ length: h }, (_, q) => code(get(7), op.v128Load(16 * q, 3), set(13 + q), get(8), op.v128Load(16 * q, 3), set(13 + h + q))),
-    get(4), set(9),
-    whileDo(code(get(9), get(5), op.i32LtS), code(
-      get(0), get(9), get(1), op.i32Mul, op.i32Add, set(10),
-      get(2), get(9), get(3), op.i32Mul, op.i32Add, set(11),
-      get(6), get(9), c32(3), op.i32Shl, op.i32Add, op.v128Load64Splat(0, 3), set(12),
-      ...Array.from({ length: h }, (_, q) => code(
-        get(13 + q), get(10), op.v128Load(16 * q, 3), get(12), op.f64x2Mul, op.f64x2Add, set(13 + q),
-        get(13 + h + q), get(11), op.v128Load(16 * q, 3), get(12), op.f64x2Mul, op.f64x2Add, set(13 + h + q),
-      )),
-      bump(9, 1),
-    )),
-    ...Array.from({ length: h }, (_, q) => code(get(7), get(13 + q), op.v128Store(16 * q, 3), get(8), get(13 + h + q), op.v128Store(16 * q, 3))),
-  );
-  return { name: `colsT${w}`, params: Array(9).fill('i32'), results: [], locals: [...Array(3).fill('i32'), ...Array(1 + w).fill('v128')], body };
+export function denseKernelModule(fma = false): Uint8Array<ArrayBuffer> {
+  return assembleModule([
+    gemmFn(fma), atvFn(fma), avFn(fma), symvFn(fma),
+    ...PANEL_WIDTHS.map((w) => corrFn(w, fma)), ...PANEL_WIDTHS.map((w) => colsTFn(w, fma)),
+    gemmStridedFn(fma), packFn(), reflectFn(), wcolFn(), scaleToFn(), rowsAxpyFn(), rowsRank1Fn(), rowsDotRank1Fn(),
+  ]);
 }

@@ -2,9 +2,12 @@
 // tridiagonalisation. Lane by lane it performs the JS twin's operations in the same order, so the results are
 // bit-identical: lane 0 of a row's f64x2 sum is the JS chain s_i0 (columns c0, c0 + 2, …), lane 1 is s_i1. Assembled
 // into the dense kernel module (wasmKernels.ts); pointers are byte offsets into the arena, lda8 in bytes.
+// With `fma` (the relaxed_madd build) the pair loop's multiply–adds are fused (wasmAsm.ts madd) and the column
+// update becomes acc[j..j+2) + A[r, ·]·v[r] + A[r+1, ·]·v[r+1] + … in fused steps, saving the separate add; the
+// scalar diagonal block is unchanged. Not bit-identical to the twin then (tested within a bound).
 
 import { code, op, type Code, type WasmFunction } from '../util/wasm';
-import { c32, whileDo, bump, zero128, ld, ldf } from './wasmAsm';
+import { c32, whileDo, bump, zero128, ld, ldf, madd } from './wasmAsm';
 
 const { get, set } = op;
 const times8 = (l: number): Code => code(get(l), c32(3), op.i32Shl);
@@ -31,7 +34,7 @@ const Y = 34; // 34..39: y10, y20, y21, y30, y31, y32
  * strictly lower g×g diagonal block y_ik = A[r+i, r+k] (k < i) joins lane 0 of row i in k order, and for each k:
  * acc[r+k] += lane 0 + lane 1 of row k, then acc[r+k] += Σ_{i>k} y_ik·v[r+i] left to right.
  */
-function rowGroup(g: number): Code {
+function rowGroup(g: number, fma: boolean): Code {
   const rows = Array.from({ length: g }, (_, i) => i);
   const y = (i: number, k: number): number => Y + (i * (i - 1)) / 2 + k;
   const sum = (terms: Code[]): Code => terms.reduce((s, t) => code(s, t, op.f64Add));
@@ -41,10 +44,12 @@ function rowGroup(g: number): Code {
     ld(VP, off), set(W),
     ...rows.map((i) => code(
       ld(P + i, off), set(X),
-      get(S + i), get(X), get(W), op.f64x2Mul, op.f64x2Add, set(S + i),
-      i === 0 ? code(get(X), get(SPL), op.f64x2Mul) : code(get(ACC), get(X), get(SPL + i), op.f64x2Mul, op.f64x2Add), set(ACC),
+      madd(fma, get(S + i), get(X), get(W)), set(S + i),
+      fma ? madd(true, i === 0 ? ld(AP, off) : get(ACC), get(X), get(SPL + i))
+        : i === 0 ? code(get(X), get(SPL), op.f64x2Mul) : madd(false, get(ACC), get(X), get(SPL + i)),
+      set(ACC),
     )),
-    get(AP), ld(AP, off), get(ACC), op.f64x2Add, op.v128Store(off, 3),
+    get(AP), fma ? get(ACC) : code(ld(AP, off), get(ACC), op.f64x2Add), op.v128Store(off, 3),
   );
   const advance = (bytes: number): Code => code(...rows.map((i) => bump(P + i, bytes)), bump(VP, bytes), bump(AP, bytes));
   return code(
@@ -78,12 +83,12 @@ function rowGroup(g: number): Code {
  * symv(a, lda8, c0, n, v, acc): acc[c0..n) += A₂₂·v from the lower triangle, rows four at a time from c0, then at
  * most one pair and one single row (the row groups of symvLower).
  */
-export function symvFn(): WasmFunction {
+export function symvFn(fma: boolean): WasmFunction {
   const body = code(
     get(2), set(R),
-    whileDo(code(get(R), c32(3), op.i32Add, get(3), op.i32LtS), rowGroup(4)),
-    get(R), c32(1), op.i32Add, get(3), op.i32LtS, op.if(), rowGroup(2), op.end,
-    get(R), get(3), op.i32LtS, op.if(), rowGroup(1), op.end,
+    whileDo(code(get(R), c32(3), op.i32Add, get(3), op.i32LtS), rowGroup(4, fma)),
+    get(R), c32(1), op.i32Add, get(3), op.i32LtS, op.if(), rowGroup(2, fma), op.end,
+    get(R), get(3), op.i32LtS, op.if(), rowGroup(1, fma), op.end,
   );
   return {
     name: 'symv',

@@ -209,6 +209,10 @@ export const op = {
   i32x4GtS: simd(0x3b),
   // Bulk memory (core spec 2.0): memory.copy dst src n, within memory 0 (src/adapters/mergeSlabWasm.ts).
   memoryCopy: [0xfc, 0x0a, 0x00, 0x00] as Code,
+  // Relaxed SIMD (phase 4 proposal, on by default from V8 11.4 / Node 22; src/util/wasmRelaxed.ts detects it):
+  // a·b + c and −(a·b) + c, stack order a, b, c, fused or not as the hardware has it (src/spectrum FMA kernels).
+  f64x2RelaxedMadd: simd(0x107),
+  f64x2RelaxedNmadd: simd(0x108),
 } as const;
 
 export interface WasmFunction {

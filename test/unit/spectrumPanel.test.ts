@@ -54,7 +54,7 @@ test('corr and colsT: wasm bit-identical to JS at every panel width, on odd row 
   }
 });
 
-test('corr and colsT agree with a plain double loop to rounding', () => {
+test('corr and colsT agree with a plain double loop to rounding (both wasm builds)', () => {
   const [r0, r1, ao, seed] = [2, 45, 3, 99];
   const A = gaussian(r1 * LDA, seed);
   const X = gaussian(r1 * LDX, seed + 1);
@@ -65,8 +65,8 @@ test('corr and colsT agree with a plain double loop to rounding', () => {
   const c1 = gaussian(32, seed + 6);
   const c2 = gaussian(32, seed + 7);
   // (run() draws the same data from the same seeds.)
-  for (const width of PANEL_WIDTHS) {
-    const got = withKernels('wasm', () => run(denseKernels(), width, width, r0, r1, ao, seed));
+  for (const [kern, width] of (['wasm', 'wasm-fma'] as const).flatMap((kern) => PANEL_WIDTHS.map((w) => [kern, w] as const))) {
+    const got = withKernels(kern, () => run(denseKernels(), width, width, r0, r1, ao, seed));
     for (let r = 0; r < r1; r++) {
       let s = 0;
       let mag = Math.abs(out[r]);
@@ -98,7 +98,7 @@ test('corr and colsT agree with a plain double loop to rounding', () => {
 
 test('corr over the active columns rounded up to even is bit-identical to corr over any wider panel', () => {
   // Zero weights past the active columns add exact zeros to each lane, so the width only changes the cost.
-  for (const kern of ['wasm', 'js'] as const) {
+  for (const kern of ['wasm', 'wasm-fma', 'js'] as const) {
     const k = withKernels(kern, () => denseKernels());
     for (let active = 1; active <= 8; active++) {
       const narrow = (active + 1) & ~1;

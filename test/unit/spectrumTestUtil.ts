@@ -15,7 +15,7 @@ export function assertIdentical(a: ArrayLike<number>, b: ArrayLike<number>, what
 }
 
 /** Runs `f` with the given kernels selected, restoring automatic selection afterwards. */
-export function withKernels<T>(which: 'js' | 'wasm', f: () => T): T {
+export function withKernels<T>(which: 'js' | 'wasm' | 'wasm-fma', f: () => T): T {
   assert.equal(setDenseKernels(which), which);
   try {
     return f();

@@ -80,11 +80,12 @@ test('each wasm kernel is bit-identical to its JS twin on awkward sizes and offs
   }
 });
 
-test('symv: wasm and JS bit-identical, and both within rounding of a plain double loop, on every row-group shape', () => {
+test('symv: wasm and JS bit-identical, and both (and wasm-fma) within rounding of a plain double loop, on every row-group shape', () => {
   // n − c0 = 1..13 covers four-row groups followed by nothing, a pair, a single row, or both; c0 odd and even moves
   // the f64x2 pairs off 16-byte alignment; lda > n leaves unread padding; c0 up to 9 puts 0..9 columns before the
   // first group's diagonal block.
   const wasm = withKernels('wasm', () => denseKernels());
+  const fma = withKernels('wasm-fma', () => denseKernels());
   for (const c0 of [0, 1, 2, 5, 9]) {
     for (let len = 1; len <= 13; len++) {
       const n = c0 + len;
@@ -99,6 +100,7 @@ test('symv: wasm and JS bit-identical, and both within rounding of a plain doubl
       };
       const got = run(wasm);
       assertIdentical(got, run(jsKernels), `symv c0 ${c0} n ${n}`);
+      const fused = run(fma);
       // Reference: acc[i] += Σ_j A_sym[i, j]·v[j] over i, j in [c0, n), A_sym from the lower triangle.
       for (let i = 0; i < n; i++) {
         let want = acc0[i];
@@ -111,6 +113,7 @@ test('symv: wasm and JS bit-identical, and both within rounding of a plain doubl
           }
         }
         assert.ok(Math.abs(got[i] - want) <= 1e-14 * mag, `symv c0 ${c0} n ${n} [${i}]: ${got[i]} vs ${want}`);
+        assert.ok(Math.abs(fused[i] - want) <= 1e-14 * mag, `symv (fma) c0 ${c0} n ${n} [${i}]: ${fused[i]} vs ${want}`);
       }
     }
   }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assembleModule, code, instantiate, op, sleb, uleb, WasmArena, wasmSimdSupported } from '../../src/util/wasm';
+import { assembleModule, code, instantiate, op, sleb, uleb, WasmArena, wasmSimdSupported, type ValType } from '../../src/util/wasm';
+import { wasmRelaxedSimdSupported } from '../../src/util/wasmRelaxed';
 
 test('LEB128 encodings match the spec examples', () => {
   assert.deepEqual(uleb(0), [0x00]);
@@ -112,4 +113,25 @@ test('memory.copy (0xfc 0x0a 0x00 0x00) copies overlapping bytes like memmove', 
   k.copy(0, 3, 4); // backward overlap
   assert.deepEqual([...u8.subarray(0, 8)], [2, 3, 4, 5, 3, 4, 5, 8]);
   assert.throws(() => k.copy(65530, 0, 16), WebAssembly.RuntimeError); // past the end of memory traps
+});
+
+test('relaxed SIMD f64x2.relaxed_madd (0xfd 0x87 0x02) and relaxed_nmadd (0xfd 0x88 0x02): a·b + c, −(a·b) + c', () => {
+  assert.deepEqual(op.f64x2RelaxedMadd, [0xfd, 0x87, 0x02]);
+  assert.deepEqual(op.f64x2RelaxedNmadd, [0xfd, 0x88, 0x02]);
+  assert.equal(wasmRelaxedSimdSupported(), true);
+  // f(a, b, c) = lane 0 of relaxed op(splat a, splat b, splat c).
+  const fn = (name: string, relaxed: number[]) => ({
+    name,
+    params: ['f64', 'f64', 'f64'] as ValType[],
+    results: ['f64'] as ValType[],
+    body: code(op.get(0), op.f64x2Splat, op.get(1), op.f64x2Splat, op.get(2), op.f64x2Splat, relaxed, op.f64x2ExtractLane(0)),
+  });
+  type F = (a: number, b: number, c: number) => number;
+  const k = instantiate<{ madd: F; nmadd: F }>(assembleModule([fn('madd', op.f64x2RelaxedMadd), fn('nmadd', op.f64x2RelaxedNmadd)]), new WasmArena().memory);
+  assert.equal(k.madd(3, 4, 5), 17);
+  assert.equal(k.nmadd(3, 4, 5), -7);
+  // (1 + 2⁻³⁰)(1 − 2⁻³⁰) = 1 − 2⁻⁶⁰ rounds to 1: fused, ∓1 leaves ∓2⁻⁶⁰; unfused, 0. Relaxed SIMD allows either.
+  const [a, b] = [1 + 2 ** -30, 1 - 2 ** -30];
+  assert.ok([-(2 ** -60), 0].includes(k.madd(a, b, -1)), `madd ${k.madd(a, b, -1)}`);
+  assert.ok([2 ** -60, 0].includes(k.nmadd(a, b, 1)), `nmadd ${k.nmadd(a, b, 1)}`);
 });
