@@ -93,11 +93,9 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
     // Column g catches up with the panel's earlier reflectors: A(g:m, g) −= V(g:m, :i)·Y(g, :i)ᵀ + X(g:m, :i)·U(:i, g).
     // The corrections run over width(i) panel columns with zero weights past i (unprocessed columns are finite).
     if (i > 0) {
-      t1.fill(0);
-      t2.fill(0);
-      for (let p = 0; p < i; p++) {
-        t1[p] = y[g * NB + p];
-        t2[p] = ut[g * NB + p];
+      for (let p = 0; p < NB; p++) {
+        t1[p] = p < i ? y[g * NB + p] : 0;
+        t2[p] = p < i ? ut[g * NB + p] : 0;
       }
       kern.corr(a, k, n, x, 0, NB, g, m, t1, t2, a, g, n, 1, width(i));
     }
@@ -110,21 +108,19 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
     acc.fill(0, c0, n);
     kern.atv(a, n, g, m, c0, n, v, acc);
     if (i > 0) {
-      t1.fill(0);
-      t2.fill(0);
+      clear(t1, 0, t2, 0);
       kern.colsT(a, k, n, x, 0, NB, g, m, v, t1, t2, width(i));
-      t1.fill(0, i);
-      t2.fill(0, i);
+      clear(t1, i, t2, i);
       kern.corr(y, 0, NB, ut, 0, NB, c0, n, t1, t2, acc, 0, 1, 1, width(i));
     }
     kern.scaleTo(acc, c0, n, tauq, y, i, NB);
 
     // Row g catches up: A(g, g+1:n) −= Y(g+1:n, :i+1)·A(g, k:g+1)ᵀ + Uᵀ(g+1:n, :i)·X(g, :i)ᵀ.
     const go = g * n;
-    t1.fill(0);
-    t2.fill(0);
-    for (let p = 0; p <= i; p++) t1[p] = a[go + k + p];
-    for (let p = 0; p < i; p++) t2[p] = x[g * NB + p];
+    for (let p = 0; p < NB; p++) {
+      t1[p] = p <= i ? a[go + k + p] : 0;
+      t2[p] = p < i ? x[g * NB + p] : 0;
+    }
     kern.corr(y, 0, NB, ut, 0, NB, c0, n, t1, t2, a, go, 1, 1, width(i + 1));
     // Right reflector on the (contiguous) row segment A(g, g+1:n).
     const right = kern.reflect(a, go, 1, u, c0, n);
@@ -133,15 +129,22 @@ function panel(a: Float64Array, m: number, n: number, k: number, d: Float64Array
     kern.scaleTo(u, c0, n, 1, ut, i, NB); // Uᵀ(g+1:n, i) = u (a factor of 1 copies exactly)
 
     // X(g+1:m, i) = τp·[A(g+1:m, g+1:n)·u − V(g+1:m, :i+1)·(Yᵀu) − X(g+1:m, :i)·(U·u)].
-    t1.fill(0);
-    t2.fill(0);
+    clear(t1, 0, t2, 0);
     kern.colsT(y, 0, NB, ut, 0, NB, c0, n, u, t1, t2, width(i + 1)); // t1 = Yᵀu, t2 = U·u
-    t1.fill(0, i + 1);
-    t2.fill(0, i);
+    clear(t1, i + 1, t2, i);
     x[g * NB + i] = 0;
     kern.av(a, n, g + 1, m, c0, n, u, x, i, NB);
     kern.corr(a, k, n, x, 0, NB, g + 1, m, t1, t2, x, i, NB, taup, width(i + 1));
   }
+}
+
+/**
+ * Zeroes t1[f1:NB] and t2[f2:NB]. A plain loop: TypedArray.fill is a builtin call that costs more than the eight
+ * stores, and the panel clears its coefficient vectors eight times a column.
+ */
+function clear(t1: Float64Array, f1: number, t2: Float64Array, f2: number): void {
+  for (let p = f1; p < NB; p++) t1[p] = 0;
+  for (let p = f2; p < NB; p++) t2[p] = 0;
 }
 
 /**

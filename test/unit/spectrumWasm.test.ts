@@ -8,6 +8,7 @@ import { bidiagonalizeBlocked } from '../../src/spectrum/bidiagKernel';
 import { denseKernels, jsKernels, setDenseKernels, type DenseKernels } from '../../src/spectrum/denseKernels';
 import { bidiagonalSingularValuesDqds } from '../../src/spectrum/dqds';
 import { packStrided } from '../../src/spectrum/gemmKernel';
+import { weightedGram } from '../../src/spectrum/gramBlock';
 import { bidiagonalSingularValues, singularValues, symmetricEigenvalues, tridiagonalEigenvalues } from '../../src/spectrum/linalg';
 import { moraSingularValues } from '../../src/spectrum/moraSpectrum';
 import { tridiagonalizeBlocked } from '../../src/spectrum/tridiagKernel';
@@ -159,6 +160,25 @@ test('singular values, eigenvalues and MoRA spectra are bit-identical under both
   const w = withKernels('wasm', run);
   const j = withKernels('js', run);
   w.forEach((x, i) => assertIdentical(x, j[i], `case ${i}`));
+});
+
+test('weightedGram: wasm and JS bit-identical when the arena holds NaN from before (its packed buffers are not zeroed)', () => {
+  // [r, k]: r not a multiple of 4 (a partial packed block), k < r, and the LLaMA type 6 width.
+  for (const [r, k] of [[41, 13], [40, 40], [37, 37], [348, 348]]) {
+    const M = Float32Array.from(gaussian(r * r, r + k));
+    const w = Float64Array.from(gaussian(k, 3), (x) => 1 + Math.abs(x));
+    const dirty = () => denseKernels().buffers([4 * r * r + 2 * k * r + 64]).forEach((b) => b.fill(NaN));
+    const gw = withKernels('wasm', () => (dirty(), [weightedGram(M, r, w, k), weightedGram(Array.from(M), r, w, k, true)]));
+    const gj = withKernels('js', () => [weightedGram(M, r, w, k), weightedGram(Array.from(M), r, w, k, true)]);
+    assertIdentical(gw[0], gj[0], `r=${r} k=${k}`);
+    assertIdentical(gw[1], gj[1], `r=${r} k=${k} lower, from a plain array`);
+    // And the plain definition Σ_p w_p·M(p, i)·M(p, j), within rounding.
+    for (const [i, j] of [[0, 0], [r - 1, 0], [r - 1, r - 1], [r >> 1, r >> 2]]) {
+      let want = 0;
+      for (let p = 0; p < k; p++) want += w[p] * M[p * r + i] * M[p * r + j];
+      assert.ok(Math.abs(gj[0][i * r + j] - want) <= 1e-12 * k, `r=${r} k=${k} [${i}, ${j}]: ${gj[0][i * r + j]} vs ${want}`);
+    }
+  }
 });
 
 test('dqds keeps full relative accuracy on a graded bidiagonal (60-digit reference)', () => {
