@@ -23,8 +23,8 @@ export function scaleTo(src: Float64Array, c0: number, c1: number, f: number, ds
   for (let c = c0; c < c1; c++) dst[dOff + c * ds] = f * src[c];
 }
 
-// The row loops of the unblocked bidiagonalisation (linalg.ts bidiagonalize), which finishes the blocked one's last
-// columns; the same loops, with the same skips of zero factors, so that the blocked routine's tail is unchanged.
+// The row loops of the unblocked bidiagonalisation: linalg.ts bidiagonalize runs them directly, and the blocked one's
+// tail through DenseKernels (WASM twins in wasmRows.ts), so both apply the same skips of zero factors.
 
 /** w[j] += v[i]·a[i·lda + j] for rows i in [r0, r1) in order (rows with v[i] = 0 skipped), j in [c0, c1). */
 export function rowsAxpy(a: Float64Array, lda: number, r0: number, r1: number, c0: number, c1: number, v: Float64Array, w: Float64Array): void {

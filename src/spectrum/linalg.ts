@@ -8,7 +8,8 @@
 
 import { bidiagonalizeBlocked } from './bidiagKernel';
 import { bidiagonalSingularValuesDqds } from './dqds';
-import { dotFrom, reflectRun } from './householder';
+import { rowsAxpy, rowsDotRank1, rowsRank1 } from './columnKernels';
+import { reflectRun } from './householder';
 import { tridiagonalizeBlocked } from './tridiagKernel';
 import { KindError } from '../util/kindError';
 
@@ -174,21 +175,11 @@ export function bidiagonalize(a: Float64Array, m: number, n: number): { d: Float
     const left = reflectRun(a, k, n, v, k, m);
     d[k] = left.diag;
     if (left.tau !== 0) {
-      const beta = left.tau;
-      // wᵀ = vᵀ A[k:, k+1:], accumulated row by row so the inner loop runs over contiguous memory.
+      // wᵀ = vᵀ A[k:, k+1:], accumulated row by row so the inner loop runs over contiguous memory, then
+      // A[k:, k+1:] −= τ·v·wᵀ (the same row loops the blocked routine's WASM tail runs: columnKernels.ts).
       w.fill(0, k + 1, n);
-      for (let i = k; i < m; i++) {
-        const vi = v[i];
-        if (vi === 0) continue;
-        const row = i * n;
-        for (let j = k + 1; j < n; j++) w[j] += vi * a[row + j];
-      }
-      for (let i = k; i < m; i++) {
-        const f = beta * v[i];
-        if (f === 0) continue;
-        const row = i * n;
-        for (let j = k + 1; j < n; j++) a[row + j] -= f * w[j];
-      }
+      rowsAxpy(a, n, k, m, k + 1, n, v, w);
+      rowsRank1(a, n, k, m, k + 1, n, left.tau, v, w);
     }
     if (k >= n - 1) break;
     // Right reflector: zero row k right of the super-diagonal.
@@ -200,13 +191,7 @@ export function bidiagonalize(a: Float64Array, m: number, n: number): { d: Float
     const right = reflectRun(a, rowK, 1, w, k + 1, n);
     e[k] = right.diag;
     if (right.tau === 0) continue;
-    const beta = right.tau;
-    for (let i = k + 1; i < m; i++) {
-      const row = i * n;
-      const f = beta * dotFrom(a, row, w, k + 1, n);
-      if (f === 0) continue;
-      for (let j = k + 1; j < n; j++) a[row + j] -= f * w[j];
-    }
+    rowsDotRank1(a, n, k + 1, m, k + 1, n, right.tau, w);
   }
   return { d, e };
 }
