@@ -92,8 +92,11 @@ export function tridiagonalEigenvaluesPwk(dIn: ArrayLike<number>, eIn: ArrayLike
       if (i < lendsv) e[i] = (e[i] * pre * scale) ** 2;
     }
     const a2 = (absTol * pre * scale) ** 2;
-    // QL when the top is the smaller end, QR otherwise (the iteration converges at the end it starts from).
-    const ok = Math.abs(d[lendsv]) < Math.abs(d[lsv]) ? qrBlock(d, e, lendsv, lsv, a2, maxIt - jtot) : qlBlock(d, e, lsv, lendsv, a2, maxIt - jtot);
+    // The iteration converges at the end it starts from, so it should start at the smaller one: QL when that is the
+    // top, QR otherwise. QR on a block is QL on the block reversed, operation for operation, so a block whose small
+    // end is at the bottom is reversed in place (its eigenvalues do not care) and takes the same QL.
+    if (Math.abs(d[lendsv]) < Math.abs(d[lsv])) reverseBlock(d, e, lsv, lendsv);
+    const ok = qlBlock(d, e, lsv, lendsv, a2, maxIt - jtot);
     if (ok < 0) return null;
     jtot += ok;
     if (k !== 0) for (let i = lsv; i <= lendsv; i++) d[i] = d[i] / scale / pre;
@@ -112,7 +115,7 @@ function shift(p0: number, e2: number, next: number): number {
   return p0 - rte / (sg + (sg >= 0 ? r0 : -r0));
 }
 
-/** The deflation test of both iterations: is the squared coupling e2 of the neighbours dk, dk1 negligible? */
+/** The deflation test: is the squared coupling e2 of the neighbours dk, dk1 negligible? */
 function negligible(e2: number, dk: number, dk1: number, abs2: number): boolean {
   return Math.abs(e2) <= EPS2 * Math.abs(dk * dk1) || e2 <= abs2;
 }
@@ -195,72 +198,8 @@ function qlBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2
   return it;
 }
 
-/** QR on rows l down to lend (l > lend), the mirror image of qlBlock. */
-function qrBlock(d: Float64Array, e: Float64Array, l: number, lend: number, abs2: number, budget: number): number {
-  let it = 0;
-  const hits = new Int32Array(l - lend + 1); // increasing row indices k with negligible(e[k − 1], d[k], d[k − 1])
-  let nh = 0;
-  let from = l;
-  while (l >= lend) {
-    while (nh > 0 && hits[nh - 1] > l) nh--;
-    let m = nh > 0 ? hits[nh - 1] : Math.min(from, l);
-    if (nh === 0) for (; m > lend; m--) if (negligible(e[m - 1], d[m], d[m - 1], abs2)) break;
-    if (m > lend) e[m - 1] = 0;
-    if (m === l) {
-      l--;
-      continue;
-    }
-    if (m === l - 1) {
-      [d[l], d[l - 1]] = eig2(d[l], Math.sqrt(e[l - 1]), d[l - 1]);
-      e[l - 1] = 0;
-      l -= 2;
-      continue;
-    }
-    if (++it > budget) return -1;
-    const sg = shift(d[l], e[l - 1], d[l - 1]);
-    let c = 1;
-    let s = 0;
-    let gamma = d[m] - sg;
-    let p = gamma * gamma;
-    let dLast = 0; // d[i − 1], written by the previous step
-    nh = 0;
-    from = m;
-    for (let i = m; i < l; i++) {
-      const bb = e[i];
-      const r = p + bb;
-      const eNew = s * r;
-      if (i !== m) e[i - 1] = eNew;
-      const alpha = d[i + 1];
-      const rp = r * p;
-      let dNew: number;
-      if (rp > RP_MIN && rp < RP_MAX) {
-        // c = p/r, s = e²/r, γ = N/r and p' = γ²/c = N²/(r·p), all from one reciprocal.
-        const inv = 1 / rp;
-        const pinv = p * inv;
-        c = p * pinv;
-        s = bb * pinv;
-        const nn = p * (alpha - sg) - bb * gamma;
-        const g = nn * pinv;
-        dNew = gamma + (alpha - g);
-        gamma = g;
-        p = nn * nn * inv;
-      } else {
-        // dsterf's form, which also covers p = 0 (c = 0: p' = c_old·e²).
-        const oldc = c;
-        c = p / r;
-        s = bb / r;
-        const oldgam = gamma;
-        gamma = c * (alpha - sg) - s * oldgam;
-        dNew = oldgam + (alpha - gamma);
-        p = c !== 0 ? (gamma * gamma) / c : oldc * bb;
-      }
-      d[i] = dNew;
-      if (i !== m && negligible(eNew, dNew, dLast, abs2)) hits[nh++] = i;
-      dLast = dNew;
-    }
-    e[l - 1] = s * p;
-    d[l] = sg + gamma;
-    if (negligible(e[l - 1], d[l], dLast, abs2)) hits[nh++] = l;
-  }
-  return it;
+/** Reverses rows l..lend of d and their couplings e[l..lend − 1]: the same matrix, seen from the other end. */
+function reverseBlock(d: Float64Array, e: Float64Array, l: number, lend: number): void {
+  d.subarray(l, lend + 1).reverse();
+  e.subarray(l, lend).reverse();
 }

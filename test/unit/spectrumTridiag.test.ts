@@ -89,8 +89,9 @@ test('PWK agrees with the QL with square roots on random, Gram-like and rank-def
   }
 });
 
-test('PWK: QR on T and QL on T reversed are mirror images, bit for bit, through couplings that vanish mid-block', () => {
-  // A large d[0] makes the block run QR; reversed, the same arithmetic runs as QL. Couplings of 1e−9 every 17 rows
+test('PWK: T with its small end at the bottom (run as QR, i.e. reversed) and T reversed agree bit for bit, through couplings that vanish mid-block', () => {
+  // A large d[0] puts the small end at the bottom, so the block is reversed before the QL; passing T reversed runs
+  // the same arithmetic directly. Couplings of 1e−9 every 17 rows
   // become negligible after a few sweeps, inside the block, so both deflate there (the hits the sweeps record).
   const rnd = mulberry(99);
   for (const n of [20, 59, 98]) {
