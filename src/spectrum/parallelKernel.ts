@@ -33,6 +33,11 @@ const PRESTART_BYTES = 4 << 20;
 /** Below this much estimated work (Σ r̂³) the thread start-up (tens of ms) costs more than it saves. */
 const MIN_PARALLEL_WORK = 2e8;
 
+/** Cores this process may use (os.availableParallelism where Node has it). */
+function coreCount(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
 function workerSource(): { script: string; evalCode: boolean } | null {
   if (__filename.endsWith('.ts')) {
     const file = path.join(__dirname, 'parallelKernelWorker.ts');
@@ -66,7 +71,7 @@ export class MoraSpectrumPool {
 
   /** Threads to use for `jobs`: 0 means inline (small work, one core, or no worker script). */
   static threadsFor(jobs: readonly MoraJob[], requested?: number): number {
-    const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    const cores = coreCount();
     const want = Math.min(requested ?? cores, cores, jobs.length);
     const work = jobs.reduce((s, j) => s + j.rHat ** 3, 0);
     if (want < 2 || (requested === undefined && work < MIN_PARALLEL_WORK) || !workerSource()) return 0;
@@ -75,7 +80,7 @@ export class MoraSpectrumPool {
 
   /** Threads worth starting before the jobs are known, for an adapter file of `bytes` (0 when not worth it). */
   static prestartThreads(bytes: number): number {
-    const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    const cores = coreCount();
     // M is stored twice (lora_A and lora_B), so a float32 adapter spends 8 bytes per value of M: PRESTART_BYTES is
     // about five r̂ = 348 modules (Σ r̂³ ≈ MIN_PARALLEL_WORK), below which threadsFor stays inline anyway.
     return cores >= 2 && bytes >= PRESTART_BYTES && workerSource() ? cores : 0;
