@@ -18,6 +18,23 @@ const THIRD = 0.333;
 const HALF = 0.5;
 
 /**
+ * The tail of dlasq4's Rayleigh-quotient bounds (cases 4 and 5): a2 plus the running products b2·Π z[i4]/z[i4 − 2]
+ * for i4 = from, from − 4, … down to `stop`, for as long as they matter, times CNST3; −1 when a ratio exceeds 1
+ * (the bound says nothing then, and the caller keeps the shift it has).
+ */
+function tailBound(z: Float64Array, from: number, stop: number, b2: number, a2: number): number {
+  for (let i4 = from; i4 >= stop; i4 -= 4) {
+    if (b2 === 0) break;
+    const b1 = b2;
+    if (z[i4] > z[i4 - 2]) return -1;
+    b2 *= z[i4] / z[i4 - 2];
+    a2 += b2;
+    if (100 * Math.max(b2, b1) < a2 || CNST1 < a2) break;
+  }
+  return a2 * CNST3;
+}
+
+/**
  * Sets st.tau (and st.ttype, st.g) for the next sweep of rows i0..n0 of the 1-based qd array z, whose current values
  * sit in slots 4k − 3 + pp (q_k) and 4k − 1 + pp (e_k); n0in is n0 before this step's deflations.
  */
@@ -34,7 +51,7 @@ export function chooseShift(z: Float64Array, st: QdState, n0in: number): void {
   if (n0in === n0) {
     // No eigenvalue deflated in this step.
     if (dmin === dn || dmin === dn1) {
-      let b1 = Math.sqrt(z[nn - 3]) * Math.sqrt(z[nn - 5]);
+      const b1 = Math.sqrt(z[nn - 3]) * Math.sqrt(z[nn - 5]);
       let b2 = Math.sqrt(z[nn - 7]) * Math.sqrt(z[nn - 9]);
       let a2 = z[nn - 7] + z[nn - 5];
       if (dmin === dn && dmin1 === dn1) {
@@ -72,16 +89,8 @@ export function chooseShift(z: Float64Array, st: QdState, n0in: number): void {
           b2 = z[nn - 9] / z[nn - 11];
           np = nn - 13;
         }
-        a2 += b2;
-        for (let i4 = np; i4 >= 4 * i0 - 1 + pp; i4 -= 4) {
-          if (b2 === 0) break;
-          b1 = b2;
-          if (z[i4] > z[i4 - 2]) return setTau(st, s);
-          b2 *= z[i4] / z[i4 - 2];
-          a2 += b2;
-          if (100 * Math.max(b2, b1) < a2 || CNST1 < a2) break;
-        }
-        a2 *= CNST3;
+        a2 = tailBound(z, np, 4 * i0 - 1 + pp, b2, a2 + b2);
+        if (a2 < 0) return setTau(st, s);
         if (a2 < CNST1) s = (gam * (1 - Math.sqrt(a2))) / (1 + a2);
       }
     } else if (dmin === dn2) {
@@ -89,23 +98,15 @@ export function chooseShift(z: Float64Array, st: QdState, n0in: number): void {
       st.ttype = -5;
       s = QURTR * dmin;
       const np = nn - 2 * pp;
-      let b1 = z[np - 2];
+      const b1 = z[np - 2];
       let b2 = z[np - 6];
       const gam = dn2;
       if (z[np - 8] > b2 || z[np - 4] > b1) return setTau(st, s);
       let a2 = (z[np - 8] / b2) * (1 + z[np - 4] / b1);
       if (n0 - i0 > 2) {
         b2 = z[nn - 13] / z[nn - 15];
-        a2 += b2;
-        for (let i4 = nn - 17; i4 >= 4 * i0 - 1 + pp; i4 -= 4) {
-          if (b2 === 0) break;
-          b1 = b2;
-          if (z[i4] > z[i4 - 2]) return setTau(st, s);
-          b2 *= z[i4] / z[i4 - 2];
-          a2 += b2;
-          if (100 * Math.max(b2, b1) < a2 || CNST1 < a2) break;
-        }
-        a2 *= CNST3;
+        a2 = tailBound(z, nn - 17, 4 * i0 - 1 + pp, b2, a2 + b2);
+        if (a2 < 0) return setTau(st, s);
       }
       if (a2 < CNST1) s = (gam * (1 - Math.sqrt(a2))) / (1 + a2);
     } else {
